@@ -1,0 +1,67 @@
+"""diffprior: pretrained diffusion models as plug-and-play priors.
+
+The public API is imported lazily so that ``import diffprior`` (and the CLI) does not pay
+for torch until a prior, variable or term is actually used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # concepts
+    "Prior": "diffprior.priors",
+    "GaussianPrior": "diffprior.priors",
+    "NoiseSchedule": "diffprior.noise",
+    "Variable": "diffprior.variables",
+    "Pixels": "diffprior.variables",
+    "BoundedPixels": "diffprior.variables",
+    "SimplexLabelMap": "diffprior.variables",
+    "Term": "diffprior.terms",
+    "MaskedQuadratic": "diffprior.terms",
+    "Schedule": "diffprior.schedules",
+    "optimize": "diffprior.optimizer",
+    "RunOptions": "diffprior.optimizer",
+    "WeightedTerm": "diffprior.optimizer",
+    "Result": "diffprior.optimizer",
+    "StepState": "diffprior.optimizer",
+    "NonFiniteError": "diffprior.optimizer",
+    # configs and plugins
+    "PluginConfig": "diffprior.config",
+    "PriorConfig": "diffprior.config",
+    "VariableConfig": "diffprior.config",
+    "TermConfig": "diffprior.config",
+    "ClipPolicy": "diffprior.config",
+    "ScheduleValue": "diffprior.config",
+    "BuildContext": "diffprior.config",
+    "ConfigError": "diffprior.config",
+    "load_config": "diffprior.config",
+    "resolve_path": "diffprior.config",
+    "hookimpl": "diffprior.hookspecs",
+    "Command": "diffprior.commands",
+    "UsageError": "diffprior.commands",
+    "get_registry": "diffprior.plugins",
+    "register_plugin": "diffprior.plugins",
+    "unregister_plugin": "diffprior.plugins",
+    "per_sample_randn": "diffprior.rng",
+    "generators": "diffprior.rng",
+    "save_grid": "diffprior.outputs",
+    "run": "diffprior.runner",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'diffprior' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,183 @@
+"""The core's own priors, variables, terms, schedules and commands.
+
+Registered through the same hooks as any plugin (entry point ``builtins`` of the
+``diffprior`` distribution). Only config classes live here; torch is imported by ``build``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal, Optional, Union
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from .commands import CORE_COMMANDS
+from .config import ConfigError, PriorConfig, TermConfig, VariableConfig, resolve_path
+from .hookspecs import hookimpl
+from .schedules import BUILTIN_SCHEDULES
+
+
+class GaussianPriorConfig(PriorConfig):
+    """An analytic prior N(mean, diag(var)) with the exact ε_θ: ground truth for tests, and a tutorial.
+
+    Give ``shape`` with scalar ``mean``/``var``, or a ``checkpoint`` safetensors file holding
+    ``mean`` and ``var`` tensors.
+    """
+
+    type: Literal["gaussian"] = "gaussian"
+    shape: Optional[list[int]] = Field(None, description="sample shape, e.g. [1, 8, 8]")
+    mean: Union[float, list[float]] = 0.0
+    var: Union[float, list[float]] = 1.0
+    checkpoint: Optional[Path] = Field(None, description="safetensors file with 'mean' and 'var'")
+    noise_schedule: Literal["linear", "cosine"] = "linear"
+    T: int = Field(1000, gt=1)
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _exists(cls, value, info: ValidationInfo):
+        return None if value is None else resolve_path(value, info)
+
+    @model_validator(mode="after")
+    def _shape_or_checkpoint(self):
+        if self.checkpoint is None and self.shape is None and not isinstance(self.mean, list):
+            raise ValueError("give the Gaussian prior a shape (e.g. shape = [1, 8, 8]), a list mean, or a checkpoint")
+        return self
+
+    def build(self, ctx):
+        import torch
+
+        from .noise import NoiseSchedule
+        from .priors import GaussianPrior
+
+        if self.checkpoint is not None:
+            from safetensors.torch import load_file
+
+            tensors = load_file(str(self.checkpoint))
+            missing = {"mean", "var"} - set(tensors)
+            if missing:
+                raise ConfigError(f"prior.checkpoint: {self.checkpoint} lacks tensor(s) {sorted(missing)}")
+            mean, var = tensors["mean"], tensors["var"]
+        else:
+            mean = torch.as_tensor(self.mean, dtype=torch.float32)
+            var = torch.as_tensor(self.var, dtype=torch.float32)
+            if self.shape is not None:
+                mean, var = mean.expand(self.shape).clone(), var.expand(self.shape).clone()
+        return GaussianPrior(mean, var, NoiseSchedule.named(self.noise_schedule, self.T)).to(ctx.device)
+
+
+class PixelsConfig(VariableConfig):
+    """x = η directly; terms see η clipped to the prior's data range (the paper's recipe)."""
+
+    type: Literal["pixels"] = "pixels"
+    clip_terms: bool = True
+
+    def build(self, ctx):
+        from .variables import Pixels
+
+        return Pixels(ctx.prior, clip_terms=self.clip_terms)
+
+
+class BoundedPixelsConfig(VariableConfig):
+    """x = lo + (hi − lo)·sigmoid(η): always inside the data range."""
+
+    type: Literal["bounded-pixels"] = "bounded-pixels"
+
+    def build(self, ctx):
+        from .variables import BoundedPixels
+
+        return BoundedPixels(ctx.prior)
+
+
+class SimplexLabelsConfig(VariableConfig):
+    """Label maps on the simplex: P(0.5 < N(m, σ) < 1.5) normalised over classes, σ annealed."""
+
+    type: Literal["simplex-labels"] = "simplex-labels"
+    sigma_start: float = Field(0.2, gt=0)
+    sigma_end: float = Field(0.02, gt=0)
+
+    def build(self, ctx):
+        from .variables import SimplexLabelMap
+
+        return SimplexLabelMap(ctx.prior, self.sigma_start, self.sigma_end)
+
+
+class MatchConfig(TermConfig):
+    """Masked quadratic match: log c = −Σ M⊙(x − y)² / (2·noise²) (inpainting-like).
+
+    ``target`` is a number or a safetensors file with a ``target`` tensor (and optionally
+    ``mask``); ``mask`` may also be its own file. Default weight 1, no clipping.
+    """
+
+    type: Literal["match"] = "match"
+    default_weight: ClassVar = 1.0
+    default_clip: ClassVar = "none"
+    target: Union[float, Path] = 0.0
+    mask: Optional[Path] = None
+    noise: float = Field(0.1, gt=0)
+
+    @field_validator("target")
+    @classmethod
+    def _target_file(cls, value, info: ValidationInfo):
+        return resolve_path(value, info) if isinstance(value, Path) or isinstance(value, str) else value
+
+    @field_validator("mask")
+    @classmethod
+    def _mask_file(cls, value, info: ValidationInfo):
+        return None if value is None else resolve_path(value, info)
+
+    def build(self, ctx):
+        import torch
+        from safetensors.torch import load_file
+
+        from .terms import MaskedQuadratic
+
+        shape = ctx.prior.shape
+        mask = None
+        if isinstance(self.target, Path):
+            tensors = load_file(str(self.target))
+            if "target" not in tensors:
+                raise ConfigError(f"terms: match target file {self.target} has no 'target' tensor")
+            target, mask = tensors["target"], tensors.get("mask")
+        else:
+            target = torch.full(shape, float(self.target))
+        if self.mask is not None:
+            mask = load_file(str(self.mask)).get("mask")
+            if mask is None:
+                raise ConfigError(f"terms: match mask file {self.mask} has no 'mask' tensor")
+        mask = torch.ones(shape) if mask is None else mask.float()
+        for label, tensor in (("target", target), ("mask", mask)):
+            try:
+                torch.broadcast_shapes(tuple(tensor.shape), shape)
+            except RuntimeError:
+                raise ConfigError(
+                    f"terms: match {label} has shape {tuple(tensor.shape)}, which does not fit the prior's sample shape {shape}"
+                ) from None
+        return MaskedQuadratic(self, ctx, target.to(ctx.device), mask.to(ctx.device))
+
+
+@hookimpl
+def register_priors(register):
+    register(GaussianPriorConfig)
+
+
+@hookimpl
+def register_variables(register):
+    for cls in (PixelsConfig, BoundedPixelsConfig, SimplexLabelsConfig):
+        register(cls)
+
+
+@hookimpl
+def register_terms(register):
+    register(MatchConfig)
+
+
+@hookimpl
+def register_schedules(register):
+    for cls in BUILTIN_SCHEDULES:
+        register(cls)
+
+
+@hookimpl
+def register_commands(register):
+    for command in CORE_COMMANDS:
+        register(command)

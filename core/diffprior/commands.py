@@ -1,0 +1,130 @@
+"""CLI commands. A :class:`Command` is registered through the ``register_commands`` hook;
+the core's own (run, validate, schema, plugins) are registered the same way.
+
+``configure(parser)`` adds arguments; ``run(args)`` returns an exit code. Both must import
+heavy libraries lazily so ``diffprior --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+class UsageError(ValueError):
+    """Bad input on the command line: exit code 2, no traceback."""
+
+
+# ------------------------------------------------------------------------------ run
+def _configure_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", type=Path, help="TOML, YAML or JSON run config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optimizer.steps=200 --set terms.0.weight=0.5")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the first sample (sample i gets seed + i)")
+    p.add_argument("--batch", type=int, default=None, help="number of samples")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _overrides(args) -> list[str]:
+    extra = list(args.overrides)
+    if getattr(args, "seed", None) is not None:
+        extra.append(f"seed={args.seed}")
+    if getattr(args, "batch", None) is not None:
+        extra.append(f"batch={args.batch}")
+    if getattr(args, "device", None) is not None:
+        extra.append(f"device={json.dumps(args.device)}")
+    return extra
+
+
+def _run(args) -> int:
+    from .config import load_config
+
+    config = load_config(args.config, _overrides(args))
+    out = args.out or Path("runs") / args.config.stem
+    from . import runner
+
+    result = runner.run(config, out, progress=not args.quiet)
+    summary = ", ".join(f"{k} {float(v.float().mean()):.4g}" for k, v in result.metrics.items())
+    state = "interrupted; partial results" if result.interrupted else "done"
+    print(f"{state}: {len(result.seeds)} sample(s), {result.steps_done} steps → {out}/")
+    if summary:
+        print(f"mean metrics: {summary}")
+    return 130 if result.interrupted else 0
+
+
+# ------------------------------------------------------------------------------ validate
+def _configure_validate(p):
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _validate(args) -> int:
+    from .config import load_config
+
+    config = load_config(args.config, args.overrides)
+    terms = ", ".join(t.type for t in config.terms) or "no terms"
+    print(f"{args.config}: valid (prior {config.prior.type}, variable {config.variable.type}, {terms})")
+    return 0
+
+
+# ------------------------------------------------------------------------------ schema
+def _configure_schema(p):
+    p.add_argument("--out", type=Path, default=None, help="write to a file instead of stdout")
+
+
+def _schema(args) -> int:
+    from .config import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+# ------------------------------------------------------------------------------ plugins
+def _configure_plugins(p):
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _plugins(args) -> int:
+    from .plugins import get_registry
+
+    registry = get_registry()
+    infos = sorted(registry.plugins.values(), key=lambda i: (not i.first_party, i.distribution))
+    if args.json:
+        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        return 0
+    for info in infos:
+        status = "FAILED" if info.errors else "ok"
+        origin = "first-party" if info.first_party else "third-party"
+        print(f"{info.distribution} {info.version or '?'} ({origin}, {status})")
+        for kind, names in sorted(info.registers.items()):
+            print(f"  {kind + 's':10} {', '.join(names)}")
+        for err in info.errors:
+            print(f"  error: {err}")
+    return 0
+
+
+CORE_COMMANDS = (
+    Command("run", "optimise samples for a run config and write pictures, tensors and metrics", _configure_run, _run),
+    Command("validate", "check a run config without running it", _configure_validate, _validate),
+    Command("schema", "print the JSON Schema of run configs, installed plugins included", _configure_schema, _schema),
+    Command("plugins", "list installed plugins, their versions and what they register", _configure_plugins, _plugins),
+)

@@ -1,0 +1,315 @@
+"""Plugin discovery: entry points of group ``diffprior`` loaded into a pluggy manager.
+
+Every load is isolated: a plugin that fails to import, whose hook implementation does not
+match the spec, or that registers a name another distribution already took produces a
+warning naming the distribution, and the rest keeps working. Strict mode (the
+``--strict-plugins`` flag or ``DIFFPRIOR_STRICT_PLUGINS=1``) turns each of those into a
+:class:`PluginError`.
+
+Environment variables:
+
+``DIFFPRIOR_PLUGINS``          comma-separated distributions to load (the core always loads)
+``DIFFPRIOR_DISABLE_PLUGINS``  comma-separated distributions to skip; ``third-party`` skips
+                               every distribution that is not first-party
+``DIFFPRIOR_STRICT_PLUGINS``   ``1`` makes any plugin problem an error
+
+This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "diffprior"
+CORE_DISTRIBUTION = "diffprior"
+FIRST_PARTY = frozenset({"diffprior", "diffprior-unet", "diffprior-images", "diffprior-tsp"})
+KINDS = ("prior", "variable", "term", "schedule", "command")
+HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded or registered, raised in strict mode."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded or registered; everything else keeps working."""
+
+
+@dataclass
+class Registration:
+    kind: str
+    name: str
+    obj: Any
+    distribution: str
+
+
+@dataclass
+class PluginInfo:
+    distribution: str
+    version: str | None
+    modules: list[str] = field(default_factory=list)
+    hooks: set[str] = field(default_factory=set)
+    registers: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def first_party(self) -> bool:
+        return self.distribution in FIRST_PARTY
+
+    def as_dict(self) -> dict:
+        return {
+            "distribution": self.distribution,
+            "version": self.version,
+            "first_party": self.first_party,
+            "modules": self.modules,
+            "hooks": sorted(self.hooks),
+            "registers": self.registers,
+            "errors": self.errors,
+            "loaded": not self.errors,
+        }
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def _split_env(var: str) -> set[str] | None:
+    value = os.environ.get(var, "").strip()
+    if not value:
+        return None
+    return {_normalise(v) for v in value.split(",") if v.strip()}
+
+
+@dataclass
+class PluginSettings:
+    """Which plugins load and how strictly; defaults come from the environment."""
+
+    strict: bool = False
+    only: set[str] | None = None
+    disable: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_env(cls) -> "PluginSettings":
+        return cls(
+            strict=os.environ.get("DIFFPRIOR_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes"},
+            only=_split_env("DIFFPRIOR_PLUGINS"),
+            disable=_split_env("DIFFPRIOR_DISABLE_PLUGINS") or set(),
+        )
+
+    def allows(self, distribution: str) -> bool:
+        dist = _normalise(distribution)
+        if dist == CORE_DISTRIBUTION:
+            return True
+        if dist in self.disable:
+            return False
+        if "third-party" in self.disable and dist not in FIRST_PARTY:
+            return False
+        return self.only is None or dist in self.only
+
+
+class Registry:
+    """Everything the loaded plugins contributed, by kind and name."""
+
+    def __init__(self, settings: PluginSettings):
+        self.settings = settings
+        self.entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self.plugins: dict[str, PluginInfo] = {}
+        self.problems: list[str] = []
+
+    # -- lookups -----------------------------------------------------------------------
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> Any:
+        try:
+            return self.entries[kind][name].obj
+        except KeyError:
+            raise KeyError(unknown_name_message(kind, name, self.names(kind))) from None
+
+    def classes(self, kind: str) -> list[Any]:
+        return [reg.obj for reg in self.entries[kind].values()]
+
+    @property
+    def priors(self):
+        return self.entries["prior"]
+
+    @property
+    def variables(self):
+        return self.entries["variable"]
+
+    @property
+    def terms(self):
+        return self.entries["term"]
+
+    @property
+    def schedules(self):
+        return self.entries["schedule"]
+
+    @property
+    def commands(self):
+        return self.entries["command"]
+
+    # -- problems ----------------------------------------------------------------------
+    def problem(self, distribution: str, message: str) -> None:
+        info = self.plugins.get(distribution)
+        if info is not None:
+            info.errors.append(message)
+        full = f"plugin {distribution!r}: {message}"
+        self.problems.append(full)
+        if self.settings.strict:
+            raise PluginError(full + "\n(strict plugin mode is on: DIFFPRIOR_STRICT_PLUGINS or --strict-plugins)")
+        warnings.warn(full, PluginWarning, stacklevel=3)
+
+
+def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
+    import difflib
+
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = ", ".join(repr(k) for k in known) or "none installed"
+    return f"unknown {kind} type {name!r}{hint}; available: {listing}"
+
+
+def registered_name(kind: str, obj: Any) -> str:
+    if kind == "command":
+        return obj.name
+    type_name = getattr(obj, "type_name", None)
+    if type_name is None:
+        raise TypeError(f"{obj!r} is not a diffprior config class (it has no literal 'type' field)")
+    return type_name()
+
+
+# Modules registered by code (tests, notebooks) rather than through entry points.
+_extra_plugins: list[tuple[object, str]] = []
+_registry: Registry | None = None
+_settings_override: PluginSettings | None = None
+
+
+def register_plugin(module: object, distribution: str) -> None:
+    """Register a plugin module (or object with hook implementations) by code.
+
+    It goes through exactly the same hooks as an installed distribution; ``distribution``
+    is the name reported in ``diffprior plugins`` and in warnings.
+    """
+    _extra_plugins.append((module, _normalise(distribution)))
+    reset()
+
+
+def unregister_plugin(distribution: str) -> None:
+    _extra_plugins[:] = [(m, d) for m, d in _extra_plugins if d != _normalise(distribution)]
+    reset()
+
+
+def configure(settings: PluginSettings | None) -> None:
+    """Override the environment-derived plugin settings (used by CLI flags)."""
+    global _settings_override
+    _settings_override = settings
+    reset()
+
+
+def reset() -> None:
+    global _registry
+    _registry = None
+
+
+def get_registry() -> Registry:
+    global _registry
+    if _registry is None:
+        _registry = load(_settings_override or PluginSettings.from_env())
+    return _registry
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def load(settings: PluginSettings) -> Registry:
+    registry = Registry(settings)
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    dist_of_plugin: dict[str, str] = {}
+
+    def add(module: object, distribution: str, plugin_name: str) -> None:
+        info = registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution)))
+        info.modules.append(getattr(module, "__name__", plugin_name))
+        try:
+            manager.register(module, name=plugin_name)
+        except Exception as exc:  # pluggy.PluginValidationError, duplicate plugin names
+            registry.problem(distribution, f"invalid hook implementation in {plugin_name}: {exc}")
+            return
+        dist_of_plugin[plugin_name] = distribution
+
+    seen_eps = set()
+    for ep in _entry_points():
+        distribution = _normalise(ep.dist.name) if ep.dist is not None else ep.value.split(".")[0]
+        key = (distribution, ep.name, ep.value)
+        if key in seen_eps:  # editable installs can list an entry point twice
+            continue
+        seen_eps.add(key)
+        if not settings.allows(distribution):
+            continue
+        plugin_name = f"{distribution}:{ep.name}"
+        try:
+            module = ep.load()
+        except Exception as exc:
+            registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution)))
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            registry.problem(distribution, f"failed to import entry point {ep.name} = {ep.value}: {last}")
+            continue
+        add(module, distribution, plugin_name)
+
+    for module, distribution in _extra_plugins:
+        if settings.allows(distribution):
+            add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}")
+
+    for kind in KINDS:
+        hook = getattr(manager.hook, HOOK_OF_KIND[kind])
+        # get_hookimpls() lists in registration order reversed; call in registration order
+        for impl in reversed(hook.get_hookimpls()):
+            distribution = dist_of_plugin.get(impl.plugin_name, impl.plugin_name)
+            info = registry.plugins[distribution]
+            info.hooks.add(HOOK_OF_KIND[kind])
+            register = _make_register(registry, kind, distribution, info)
+            try:
+                impl.function(*[{"register": register}[name] for name in impl.argnames])
+            except PluginError:
+                raise
+            except Exception as exc:
+                last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                registry.problem(distribution, f"hook {HOOK_OF_KIND[kind]} raised {last}")
+    return registry
+
+
+def _make_register(registry: Registry, kind: str, distribution: str, info: PluginInfo) -> Callable[[Any], None]:
+    def register(obj: Any) -> None:
+        name = registered_name(kind, obj)
+        existing = registry.entries[kind].get(name)
+        if existing is not None:
+            registry.problem(
+                distribution,
+                f"{kind} {name!r} is already registered by {existing.distribution!r}; "
+                f"keeping the one from {existing.distribution!r}. Uninstall one of them or disable "
+                f"one with DIFFPRIOR_DISABLE_PLUGINS={distribution}",
+            )
+            return
+        registry.entries[kind][name] = Registration(kind, name, obj, distribution)
+        info.registers.setdefault(kind, []).append(name)
+
+    return register
