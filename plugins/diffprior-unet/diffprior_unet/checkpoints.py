@@ -1,0 +1,120 @@
+"""U-Net checkpoints: ``NAME.safetensors`` (weights) beside ``NAME.json`` (everything else).
+
+The JSON holds the architecture, noise schedule, T, sample shape, data range and training
+info, so a checkpoint is self-describing. Weights may be stored in float16 (half the size);
+they are always loaded as float32. Bundled checkpoints live in ``diffprior_unet/weights``
+and are addressed by name (``"digits"``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FORMAT = "diffprior-unet/1"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def bundled_names() -> list[str]:
+    """Names of the checkpoints shipped with the package."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").exists())
+
+
+def resolve_checkpoint(value: str | Path, base_dir: Path | str | None = None) -> Path:
+    """A bundled name or a path (``.safetensors``, ``.json`` or the stem) → the ``.safetensors`` path.
+
+    Relative paths are taken relative to ``base_dir`` (a config file's folder) when given.
+    Raises FileNotFoundError with the bundled names when nothing matches.
+    """
+    text = str(value)
+    if text in bundled_names() and not Path(text).suffix:
+        return WEIGHTS_DIR / f"{text}.safetensors"
+    path = Path(text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    elif path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    if not path.exists() or not path.with_suffix(".json").exists():
+        missing = path if not path.exists() else path.with_suffix(".json")
+        names = ", ".join(bundled_names()) or "(none installed)"
+        raise FileNotFoundError(
+            f"U-Net checkpoint {text!r} not found ({missing} does not exist); give a bundled name "
+            f"({names}) or the path of a NAME.safetensors file with its NAME.json beside it"
+        )
+    return path
+
+
+def save_checkpoint(model, path: str | Path, *, noise, data_range=(-1.0, 1.0), training: dict | None = None,
+                    dtype: str = "float16") -> Path:
+    """Write ``model`` (a :class:`UNet`) as ``path`` (.safetensors) + its .json; returns the weights path."""
+    import torch
+    from safetensors.torch import save_file
+
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"checkpoint dtype must be 'float16' or 'float32', got {dtype!r}")
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_name(path.name + ".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = getattr(torch, dtype)
+    tensors = {k: v.detach().to("cpu", store).contiguous() for k, v in model.state_dict().items()}
+    arch = model.arch
+    meta = {
+        "format": FORMAT,
+        "architecture": arch.model_dump(),
+        "noise_schedule": noise.to_config(),
+        "shape": [arch.in_channels, arch.image_size, arch.image_size],
+        "data_range": [float(data_range[0]), float(data_range[1])],
+        "dtype": dtype,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "training": training or {},
+    }
+    save_file(tensors, str(path), metadata={"format": FORMAT})
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    path = resolve_checkpoint(path)
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.with_suffix('.json')} is not valid JSON: {exc}") from None
+    for key in ("architecture", "noise_schedule", "shape", "data_range"):
+        if key not in meta:
+            raise ValueError(f"{path.with_suffix('.json')} lacks the key {key!r}; is it a diffprior-unet checkpoint?")
+    return meta
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu"):
+    """(UNet in eval mode, float32, on ``device``; metadata dict) from a bundled name or a path."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .config import UNetArchitecture
+    from .model import UNet
+
+    path = resolve_checkpoint(path)
+    meta = read_metadata(path)
+    model = UNet(UNetArchitecture.model_validate(meta["architecture"]))
+    tensors = {k: v.float() for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not match the architecture in its .json: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return model.to(device).eval().requires_grad_(False), meta
+
+
+def load_prior(checkpoint: str | Path, device: str = "cpu"):
+    """A :class:`UNetPrior` from a bundled name or a checkpoint path."""
+    from diffprior import NoiseSchedule
+
+    from .prior import UNetPrior
+
+    model, meta = load_checkpoint(checkpoint, device)
+    noise = NoiseSchedule.named(meta["noise_schedule"]["name"], int(meta["noise_schedule"]["T"]))
+    return UNetPrior(model, noise, data_range=tuple(meta["data_range"]), metadata=meta).to(device)

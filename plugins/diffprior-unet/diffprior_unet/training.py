@@ -1,0 +1,255 @@
+"""Training a U-Net prior: ``train(config, out_dir)`` (what ``diffprior train-prior`` runs).
+
+L_simple (Ho et al.): MSE between ε and ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t), t uniform. AdamW with a
+linear warm-up, gradient clipping, EMA weights (the EMA is what is exported as the prior),
+bf16 autocast on CUDA. Every ``checkpoint_every`` steps (and at the end) it writes
+``state.pt`` (everything ``resume`` needs), the EMA prior ``NAME.safetensors`` + ``NAME.json``
+and a grid of EMA samples ``samples/step-NNNNNN.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import time
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .config import UNetArchitecture
+
+
+class NoiseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schedule: Literal["linear", "cosine"] = "linear"
+    T: int = Field(1000, gt=1)
+
+
+class DataConfig(BaseModel):
+    """Where the images come from and how they are fitted to the model's size."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Literal["bundled-digits", "mnist-idx", "image-folder", "tensors"] = "bundled-digits"
+    path: Optional[Path] = Field(None, description="file or folder (relative to the config file)")
+    key: Optional[str] = Field(None, description="tensor name inside a .npz/.pt/.safetensors file")
+    split: Literal["prior", "judge", "heldout", "all"] = Field("prior", description="bundled-digits split")
+    fit: Literal["pad", "resize", "center-crop"] = Field("pad", description="how images reach image_size")
+    pad_value: float = Field(-1.0, description="value of padded pixels (in [-1, 1])")
+    value_range: Optional[tuple[float, float]] = Field(None, description="raw range mapped to [-1, 1]")
+    hflip: bool = Field(False, description="random horizontal flips")
+    vflip: bool = Field(False, description="random vertical flips")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, value, info: ValidationInfo):
+        if value is None:
+            return None
+        from diffprior.config import resolve_path
+
+        return resolve_path(value, info)
+
+    @model_validator(mode="after")
+    def _path_when_needed(self):
+        if self.source != "bundled-digits" and self.path is None:
+            raise ValueError(f"data source {self.source!r} needs path = '...'")
+        if self.value_range is not None and self.value_range[0] >= self.value_range[1]:
+            raise ValueError(f"value_range must be [low, high] with low < high, got {list(self.value_range)}")
+        return self
+
+
+class OptimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(10000, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(2e-4, gt=0)
+    warmup_steps: int = Field(200, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA factor (ramped up from ~0.9 early on)")
+    checkpoint_every: int = Field(500, gt=0)
+    max_minutes: Optional[float] = Field(None, gt=0, description="stop (and save) after this wall time")
+    sample_count: int = Field(16, ge=0, description="samples in each checkpoint's grid (0: none)")
+    sample_steps: int = Field(50, gt=0, description="DDIM steps for the checkpoint grids")
+    mixed_precision: Literal["auto", "bf16", "none"] = Field("auto", description="auto: bf16 autocast on CUDA only")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    threads: Optional[int] = Field(None, gt=0, description="torch CPU threads")
+    save_dtype: Literal["float16", "float32"] = "float16"
+
+
+class TrainConfig(BaseModel):
+    """A training recipe (a TOML file for ``diffprior train-prior``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("prior", pattern=r"^[A-Za-z0-9_.-]+$", description="checkpoint file stem")
+    seed: int = Field(0, ge=0)
+    model: UNetArchitecture = Field(default_factory=UNetArchitecture)
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: OptimConfig = Field(default_factory=OptimConfig)
+
+
+def load_train_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:
+    """Read, override (``train.steps=100``) and validate a training recipe; ConfigError on problems."""
+    from diffprior.config import ConfigError, apply_overrides, read_config_file
+    from pydantic import ValidationError
+
+    path = Path(path)
+    data = apply_overrides(read_config_file(path), overrides or [])
+    try:
+        return TrainConfig.model_validate(data, context={"base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {'unknown key' if err['type'] == 'extra_forbidden' else msg}")
+        raise ConfigError(lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines), source=str(path)) from None
+
+
+def _device(name: str) -> str:
+    import torch
+
+    from diffprior import ConfigError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device = {name!r}, but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return name
+
+
+def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, progress: bool = True,
+          log=print) -> Path:
+    """Train (or resume) a prior; returns the path of the exported EMA checkpoint."""
+    import torch
+
+    from diffprior import ConfigError, NoiseSchedule, save_grid
+
+    from .checkpoints import save_checkpoint
+    from .data_sources import load_training_data
+    from .model import UNet
+    from .prior import UNetPrior
+
+    out = Path(out_dir)
+    state_path = out / "state.pt"
+    opt_cfg = config.train
+    if opt_cfg.threads:
+        torch.set_num_threads(opt_cfg.threads)
+    device = _device(opt_cfg.device)
+    images = load_training_data(config.data, config.model.image_size, config.model.in_channels)
+    noise = NoiseSchedule.named(config.noise.schedule, config.noise.T)
+    alphas_cumprod = noise.alphas_cumprod.float().to(device)
+
+    torch.manual_seed(config.seed)
+    model = UNet(config.model).to(device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
+    batches = torch.Generator().manual_seed(config.seed)  # data order, t and ε: resumable
+    step = 0
+    if resume:
+        if not state_path.exists():
+            raise ConfigError(f"--resume: no training state at {state_path}; run without --resume to start")
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        if state["config"]["model"] != config.model.model_dump() or state["config"]["noise"] != config.noise.model_dump():
+            raise ConfigError(f"--resume: {state_path} was trained with another model or noise schedule than this config")
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        batches.set_state(state["generator"])
+        step = int(state["step"])
+        log(f"resuming {config.name} at step {step} from {state_path}")
+    elif state_path.exists():
+        raise ConfigError(f"{out} already holds a training run ({state_path}); pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "samples").mkdir(exist_ok=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"training {config.name}: {n_params / 1e6:.2f}M parameters, {len(images)} images "
+        f"{list(images.shape[1:])}, device {device}, {opt_cfg.steps} steps of {opt_cfg.batch_size}")
+
+    use_bf16 = opt_cfg.mixed_precision == "bf16" or (opt_cfg.mixed_precision == "auto" and device.startswith("cuda"))
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16)
+    images = images.to(device)
+    shape = images.shape[1:]
+
+    def export(step_now: int, elapsed: float, losses: list[float]) -> Path:
+        info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr, "ema_decay": opt_cfg.ema_decay,
+                "images": len(images), "data": config.data.model_dump(mode="json"), "seed": config.seed,
+                "seconds_this_session": round(elapsed, 1), "device": device,
+                "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
+        path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
+        torch.save({"step": step_now, "model": model.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": optimizer.state_dict(), "generator": batches.get_state(),
+                    "config": config.model_dump(mode="json")}, state_path)
+        if opt_cfg.sample_count:
+            prior = UNetPrior(ema, noise)
+            x = prior.sample(opt_cfg.sample_count, steps=opt_cfg.sample_steps, method="ddim")
+            save_grid(x, out / "samples" / f"step-{step_now:06d}.png", prior.data_range, scale=2)
+        return path
+
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    losses: list[float] = []
+    log_file = (out / "losses.csv").open("a", newline="")
+    writer = csv.writer(log_file)
+    bar = tqdm(total=opt_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
+    path = None
+    smoothed = None
+    model.train()
+    try:
+        while step < opt_cfg.steps:
+            idx = torch.randint(len(images), (opt_cfg.batch_size,), generator=batches).to(device)
+            t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
+            eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
+            x0 = images[idx]
+            if config.data.hflip or config.data.vflip:
+                flips = torch.rand(opt_cfg.batch_size, 2, generator=batches).to(device) < 0.5
+                if config.data.hflip:
+                    x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
+                if config.data.vflip:
+                    x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
+            a = alphas_cumprod[t].view(-1, 1, 1, 1)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            for group in optimizer.param_groups:  # linear warm-up
+                group["lr"] = opt_cfg.lr * min(1.0, (step + 1) / max(opt_cfg.warmup_steps, 1))
+            with autocast:
+                loss = (model(x_t, t).float() - eps).pow(2).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower train.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            decay = min(opt_cfg.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for p_ema, p in zip(ema.parameters(), model.parameters()):
+                    p_ema.lerp_(p, 1 - decay)
+            value = loss.item()
+            losses.append(value)
+            writer.writerow([step, f"{value:.5f}"])
+            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{smoothed:.4f}")
+            out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
+            if step % opt_cfg.checkpoint_every == 0 or step == opt_cfg.steps or out_of_time:
+                model.eval()
+                path = export(step, time.perf_counter() - start, losses)
+                model.train()
+                log_file.flush()
+            if out_of_time:
+                log(f"stopping at step {step}: max_minutes = {opt_cfg.max_minutes} reached (resume with --resume)")
+                break
+    except KeyboardInterrupt:
+        model.eval()
+        path = export(step, time.perf_counter() - start, losses)
+        log(f"interrupted at step {step}; saved {path} (resume with --resume)")
+        raise
+    finally:
+        bar.close()
+        log_file.close()
+    if path is None:  # resumed a finished run
+        path = export(step, time.perf_counter() - start, losses)
+    log(f"saved the EMA prior {path} (+ .json), samples in {out / 'samples'}")
+    return path
