@@ -122,9 +122,24 @@ def _plugins(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ new-plugin
+def _configure_new_plugin(p):
+    from .scaffold import configure_parser
+
+    configure_parser(p)
+
+
+def _new_plugin(args) -> int:
+    from .scaffold import run_command
+
+    return run_command(args)
+
+
 CORE_COMMANDS = (
     Command("run", "optimise samples for a run config and write pictures, tensors and metrics", _configure_run, _run),
     Command("validate", "check a run config without running it", _configure_validate, _validate),
     Command("schema", "print the JSON Schema of run configs, installed plugins included", _configure_schema, _schema),
     Command("plugins", "list installed plugins, their versions and what they register", _configure_plugins, _plugins),
+    Command("new-plugin", "generate a plugin distribution (term, config, entry point, tests) to start from",
+            _configure_new_plugin, _new_plugin),
 )
