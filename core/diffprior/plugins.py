@@ -257,7 +257,8 @@ def load(settings: PluginSettings) -> Registry:
         dist_of_plugin[plugin_name] = distribution
 
     seen_eps = set()
-    for ep in _entry_points():
+    # the core registers first, so its built-in names cannot be taken over by a plugin
+    for ep in sorted(_entry_points(), key=lambda ep: ep.dist is None or _normalise(ep.dist.name) != CORE_DISTRIBUTION):
         distribution = _normalise(ep.dist.name) if ep.dist is not None else ep.value.split(".")[0]
         key = (distribution, ep.name, ep.value)
         if key in seen_eps:  # editable installs can list an entry point twice
@@ -281,8 +282,8 @@ def load(settings: PluginSettings) -> Registry:
 
     for kind in KINDS:
         hook = getattr(manager.hook, HOOK_OF_KIND[kind])
-        # get_hookimpls() lists in registration order reversed; call in registration order
-        for impl in reversed(hook.get_hookimpls()):
+        # get_hookimpls() lists in registration order: the first to claim a name keeps it
+        for impl in hook.get_hookimpls():
             distribution = dist_of_plugin.get(impl.plugin_name, impl.plugin_name)
             info = registry.plugins[distribution]
             info.hooks.add(HOOK_OF_KIND[kind])

@@ -1,0 +1,67 @@
+"""`diffprior run` end to end: the files it writes, reproducibility, and failure handling."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from diffprior import GaussianPrior, NoiseSchedule, NonFiniteError, Pixels, RunOptions, Term, WeightedTerm, optimize
+from diffprior.cli import main
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
+
+
+def test_run_writes_pictures_tensors_metrics_and_config(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", str(EXAMPLE), "--out", str(out), "--quiet", "--set", "optimizer.steps=60", "--seed", "5"]) == 0
+    for name in ("samples.png", "losses.png", "samples.safetensors", "metrics.json", "config.resolved.toml"):
+        assert (out / name).stat().st_size > 0, name
+    tensors = load_file(str(out / "samples.safetensors"))
+    assert tensors["x"].shape == (4, 1, 16, 16)
+    assert tensors["seeds"].tolist() == [5, 6, 7, 8]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["metrics"]["match.log_c"]) == 4 and metrics["steps_done"] == 60
+
+    # the resolved config is a complete, valid config that reproduces the run exactly
+    again = tmp_path / "again"
+    assert main(["run", str(out / "config.resolved.toml"), "--out", str(again), "--quiet"]) == 0
+    torch.testing.assert_close(load_file(str(again / "samples.safetensors"))["x"], tensors["x"])
+
+
+class _Exploding(Term):
+    def log_c(self, x):
+        return torch.log(x.flatten(1).mean(1) - 10.0)  # log of a negative number: NaN
+
+
+def test_nan_guard_names_the_term_and_step():
+    prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
+    with pytest.raises(NonFiniteError, match=r"term 'explode' is not finite at step 0 \(samples \[0, 1\]\)"):
+        optimize(prior, Pixels(prior), [WeightedTerm("explode", _Exploding(None, None))], [0, 1], RunOptions(steps=5))
+
+
+def test_interrupt_keeps_partial_results():
+    prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
+
+    def stop_at_7(state):
+        if state.step == 7:
+            raise KeyboardInterrupt
+
+    result = optimize(prior, Pixels(prior), [], [0], RunOptions(steps=50), callbacks=[stop_at_7])
+    assert result.interrupted and result.steps_done == 7 and result.losses["prior"].shape == (8, 1)
+    assert torch.isfinite(result.x).all()
+
+
+def test_cuda_request_without_cuda_is_a_clear_input_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert main(["run", str(EXAMPLE), "--out", str(tmp_path), "--device", "cuda", "--quiet"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_schema_includes_installed_types(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    text = json.dumps(schema)
+    assert "gaussian" in text and "match" in text and "schedule:cosine-linear" in schema["$defs"]
