@@ -1,0 +1,249 @@
+"""``diffprior tsp solve|eval|show|data|install-prior``. Imports numpy/torch only when run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from diffprior.commands import Command, UsageError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _add_prior_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("instances", type=Path, help="instance file: one 'x1 y1 ... xN yN [output t1 ... tN t1]' per line")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N instances")
+    p.add_argument("--checkpoint", default=None, help="tour-image prior (default: the bundled tsp50)")
+    p.add_argument("--steps", type=_positive, default=256, help="optimisation steps (paper: 256)")
+    p.add_argument("--gradient", choices=("full", "sds"), default="full",
+                   help="full: back-propagate through the U-Net (paper); sds: no U-Net backward, ~3x cheaper")
+    p.add_argument("--batch-size", type=_positive, default=64, help="instances optimised together")
+    p.add_argument("--seed", type=int, default=0, help="instance i uses seed + i")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _settings(args):
+    from .solver import PriorSettings
+
+    return PriorSettings(steps=args.steps, gradient=args.gradient, batch_size=args.batch_size, seed=args.seed)
+
+
+def _load(args):
+    from .instances import read_instances
+    from .solver import load_tsp_prior
+
+    instances = read_instances(args.instances, args.limit)
+    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device)
+    return instances, prior
+
+
+# ------------------------------------------------------------------------------ solve
+def _configure_solve(p):
+    _add_prior_options(p)
+    p.add_argument("--out", type=Path, default=None, help="write the tours here (default: stdout)")
+    p.add_argument("--no-two-opt", action="store_true", help="greedy decoding only")
+
+
+def _solve(args) -> int:
+    from .instances import format_instance, tour_lengths
+    from .solver import decode_heatmaps, optimise_heatmaps, with_two_opt
+
+    instances, prior = _load(args)
+    solution = optimise_heatmaps(prior, instances.coords, _settings(args), progress=not args.quiet)
+    tours = decode_heatmaps(solution.adjacency, instances.coords)
+    if not args.no_two_opt:
+        tours = with_two_opt(instances.coords, tours)
+    text = "".join(format_instance(c, t) + "\n" for c, t in zip(instances.coords, tours))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        mean = float(tour_lengths(instances.coords, tours).mean())
+        print(f"wrote {len(tours)} tours (mean length {mean:.4f}) → {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ------------------------------------------------------------------------------ eval
+def _configure_eval(p):
+    _add_prior_options(p)
+    p.add_argument("--pictures", type=Path, default=None, help="also draw the first few instances into this folder")
+    p.add_argument("--pictures-count", type=_positive, default=4)
+    p.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+def _eval(args) -> int:
+    import numpy as np
+
+    from .instances import tour_lengths
+    from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
+                         uniform_heatmap_tours, with_two_opt)
+
+    instances, prior = _load(args)
+    if instances.tours is None:
+        raise UsageError(f"{args.instances}: eval needs reference tours ('output ...' on every line) to compute gaps")
+    coords, M = instances.coords, len(instances)
+    optimal = float(tour_lengths(coords, instances.tours).sum())
+    rows: list[tuple[str, np.ndarray, float]] = []
+
+    solution = optimise_heatmaps(prior, coords, _settings(args), progress=not args.quiet)
+    greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
+    rows.append(("diffprior, greedy decoding", greedy, solution.seconds + t_greedy))
+    improved, t_opt = _timed(with_two_opt, coords, greedy)
+    rows.append(("diffprior, greedy + 2-opt", improved, solution.seconds + t_greedy + t_opt))
+    uniform, t_uni = _timed(uniform_heatmap_tours, coords)
+    rows.append(("uniform heat-map, greedy (no prior)", uniform, t_uni))
+    uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
+    rows.append(("uniform heat-map, greedy + 2-opt", uniform2, t_uni + t_uni2))
+    nn, t_nn = _timed(nearest_neighbour, coords)
+    nn2, t_nn2 = _timed(with_two_opt, coords, nn)
+    rows.append(("nearest neighbour + 2-opt", nn2, t_nn + t_nn2))
+    if not args.no_lkh:
+        lkh, t_lkh = _timed(lkh_tours, coords)
+        rows.append(("elkai (LKH, 1 run)", lkh, t_lkh))
+
+    table = []
+    for name, tours, seconds in rows:
+        lengths = tour_lengths(coords, tours)
+        table.append({"method": name, "mean_length": float(lengths.mean()),
+                      "gap_percent": 100 * (float(lengths.sum()) / optimal - 1), "seconds_per_instance": seconds / M})
+    s = _settings(args)
+    print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {optimal / M:.5f}")
+    print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
+          f"batch {s.batch_size}, device {args.device}")
+    width = max(len(r["method"]) for r in table)
+    print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
+    for r in table:
+        print(f"{r['method']:<{width}}  {r['mean_length']:>11.4f}  {r['gap_percent']:>7.2f}%  {r['seconds_per_instance']:>12.4f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"instances": M, "cities": instances.size, "settings": vars(s),
+                                         "reference_mean": optimal / M, "rows": table}, indent=2) + "\n")
+    if args.pictures:
+        from .pictures import draw_solution
+
+        args.pictures.mkdir(parents=True, exist_ok=True)
+        for i in range(min(args.pictures_count, M)):
+            path = args.pictures / f"instance-{i:04d}.png"
+            draw_solution(path, coords[i], solution.adjacency[i], solution.images[i, 0], improved[i], instances.tours[i],
+                          title=f"instance {i}")
+        print(f"pictures → {args.pictures}/")
+    return 0
+
+
+# ------------------------------------------------------------------------------ show
+def _configure_show(p):
+    _add_prior_options(p)
+    p.add_argument("--index", type=int, default=0, help="which instance of the file (0-based)")
+    p.add_argument("--out", type=Path, default=Path("tsp.png"), help="PNG to write")
+
+
+def _show(args) -> int:
+    from .instances import read_instances
+    from .pictures import draw_solution
+    from .solver import decode_heatmaps, load_tsp_prior, optimise_heatmaps, with_two_opt
+
+    instances = read_instances(args.instances)
+    if not 0 <= args.index < len(instances):
+        raise UsageError(f"--index {args.index} is outside the file's {len(instances)} instances (0..{len(instances) - 1})")
+    coords = instances.coords[args.index:args.index + 1]
+    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device)
+    settings = _settings(args)
+    settings.seed += args.index  # the same result as instance `index` of a whole-file run
+    solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)
+    tour = with_two_opt(coords, decode_heatmaps(solution.adjacency, coords))[0]
+    reference = None if instances.tours is None else instances.tours[args.index]
+    draw_solution(args.out, coords[0], solution.adjacency[0], solution.images[0, 0], tour, reference,
+                  title=f"{args.instances.name}, instance {args.index}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ data
+def _configure_data(p):
+    p.add_argument("--count", type=_positive, default=5000, help="training instances")
+    p.add_argument("--validation", type=int, default=256, help="validation instances (other seed)")
+    p.add_argument("--cities", type=_positive, default=50)
+    p.add_argument("--seed", type=int, default=1, help="training seed (validation uses seed + 1)")
+    p.add_argument("--runs", type=_positive, default=1, help="LKH runs per instance")
+    p.add_argument("--out", type=Path, default=Path("runs/tsp-data"), help="folder for trainN.txt, trainN.pt, valN.txt")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _data(args) -> int:
+    from .data import make_dataset, render_dataset
+
+    if args.cities < 4:
+        raise UsageError(f"--cities must be at least 4, got {args.cities}")
+    n = args.cities
+    if args.validation > 0:
+        make_dataset(args.out / f"val{n}.txt", args.validation, n, args.seed + 1, args.runs, not args.quiet)
+    train = make_dataset(args.out / f"train{n}.txt", args.count, n, args.seed, args.runs, not args.quiet)
+    render_dataset(train, args.out / f"train{n}.pt", not args.quiet)
+    print(f"wrote {len(train)} labelled instances and their tour images → {args.out}/train{n}.txt, train{n}.pt")
+    return 0
+
+
+# ------------------------------------------------------------------------------ install-prior
+def _configure_install(p):
+    p.add_argument("checkpoint", type=Path, help="a trained NAME.safetensors (with NAME.json beside it)")
+    p.add_argument("--cities", type=_positive, required=True, help="instance size the tours were drawn from")
+    p.add_argument("--name", default="tsp50", help="name in the package's weights folder")
+
+
+def _install(args) -> int:
+    from .solver import install_prior
+
+    try:
+        target = install_prior(args.checkpoint, args.cities, args.name)
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"installed {args.checkpoint} as {target} (for {args.cities}-city instances)")
+    return 0
+
+
+SUBCOMMANDS = {
+    "solve": ("solve instances; write tours in the same one-line format", _configure_solve, _solve),
+    "eval": ("solve with the prior and baselines; print one table of lengths, gaps and times", _configure_eval, _eval),
+    "show": ("draw one instance: cities, heat-map, rendered image, decoded tour", _configure_show, _show),
+    "data": ("generate uniform instances, label them with LKH and render training images", _configure_data, _data),
+    "install-prior": ("copy a trained tour-image prior into the package as a bundled prior", _configure_install, _install),
+}
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="tsp_command", metavar="SUBCOMMAND")
+    for name, (help_text, configure, run) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        configure(sp)
+        sp.set_defaults(_tsp_run=run)
+
+
+def _run(args) -> int:
+    run = getattr(args, "_tsp_run", None)
+    if run is None:
+        raise UsageError("diffprior tsp needs a subcommand: " + ", ".join(SUBCOMMANDS) + " (see diffprior tsp --help)")
+    return run(args)
+
+
+TSP_COMMAND = Command("tsp", "travelling-salesman tours with a tour-image diffusion prior (solve, eval, show, data)",
+                      _configure, _run)

@@ -1,0 +1,50 @@
+"""diffprior hooks of the TSP plugin: the ``tsp-edges`` variable and the ``tsp`` command.
+
+No torch here: configs are plain pydantic and the command imports what it needs when run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from diffprior.config import VariableConfig, resolve_path
+from diffprior.hookspecs import hookimpl
+
+from .commands import TSP_COMMAND
+
+
+class TspEdgesConfig(VariableConfig):
+    """N×N edge logits of TSP instances rendered as a soft tour image (the paper's TSP variable).
+
+    Sample i of a run solves instance ``start + i`` of the ``instances`` file (one instance per
+    line: ``x1 y1 ... xN yN [output t1 ... tN t1]``). No term is needed: the cities are drawn
+    into the image by construction. Decode the result with ``diffprior tsp solve``.
+    """
+
+    type: Literal["tsp-edges"] = "tsp-edges"
+    instances: Path = Field(..., description="instance file (relative to the config file)")
+    start: int = Field(0, ge=0, description="index of the instance solved by sample 0")
+    temperature: float = Field(0.1, gt=0, description="A = row-softmax(-temperature * L)")
+
+    @field_validator("instances")
+    @classmethod
+    def _exists(cls, value, info: ValidationInfo):
+        return resolve_path(value, info)
+
+    def build(self, ctx):
+        from .variable import RunConfigTspEdges
+
+        return RunConfigTspEdges(ctx.prior, self.instances, self.start, self.temperature)
+
+
+@hookimpl
+def register_variables(register):
+    register(TspEdgesConfig)
+
+
+@hookimpl
+def register_commands(register):
+    register(TSP_COMMAND)
