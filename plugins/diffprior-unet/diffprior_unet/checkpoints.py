@@ -101,11 +101,11 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
     meta = read_metadata(path)
     model = UNet(UNetArchitecture.model_validate(meta["architecture"]))
     tensors = {k: v.float() for k, v in load_file(str(path)).items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not match the architecture in its .json: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:400]
+        raise ValueError(f"{path} does not match the architecture in its .json: {detail}") from None
     return model.to(device).eval().requires_grad_(False), meta
 
 

@@ -56,7 +56,7 @@ def _to_unit_range(x: torch.Tensor, value_range, source) -> torch.Tensor:
             value_range = (0.0, 255.0)
         else:
             x = x.float()
-            lo, hi = float(x.min()), float(x.max()) if x.numel() else (0.0, 0.0)
+            lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
             if lo < -1.0001 or hi > 1.0001:
                 raise ConfigError(
                     f"float data spans [{lo:.3g}, {hi:.3g}], outside [-1, 1]; set data.value_range = [LO, HI] "
@@ -98,6 +98,8 @@ def _read_idx(path: Path) -> torch.Tensor:
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise ConfigError("not an IDX file of unsigned bytes (bad magic number)", source=str(path))
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ConfigError(f"truncated IDX file: the header promises {ndim} dimensions", source=str(path))
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     body = raw[4 + 4 * ndim:]
     if ndim != 3 or len(body) != int(np.prod(dims)):

@@ -1,0 +1,83 @@
+import json
+
+import pytest
+import torch
+from diffprior import NoiseSchedule
+from pydantic import ValidationError
+
+from diffprior_unet.checkpoints import load_checkpoint, load_prior, save_checkpoint
+from diffprior_unet.config import UNetArchitecture
+from diffprior_unet.model import UNet
+
+from unet_tiny_arch import TINY
+
+
+def _trained_looking(model: UNet) -> UNet:
+    # zero-initialised output layers would make every prediction 0: randomise all weights
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.2)
+    return model.eval()
+
+
+def test_unet_predicts_noise_shaped_output_and_uses_the_timestep():
+    model = _trained_looking(UNet(TINY))
+    x = torch.randn(3, 1, 8, 8)
+    out_early = model(x, torch.tensor([10, 10, 10]))
+    out_late = model(x, torch.tensor([900, 900, 900]))
+    assert out_early.shape == x.shape
+    assert not torch.allclose(out_early, out_late)
+
+
+def test_unet_rejects_wrong_input_shape():
+    with pytest.raises(ValueError, match=r"takes \[B, 1, 8, 8\]"):
+        UNet(TINY)(torch.randn(2, 1, 16, 16), torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(image_size=10, channel_mult=[1, 2, 2]), "divisible by 2"),
+        (dict(norm_groups=3), "norm_groups 3"),
+        (dict(attention_resolutions=[5]), "not resolutions"),
+        (dict(num_heads=3), "num_heads 3"),
+    ],
+)
+def test_architecture_errors_say_what_is_wrong(change, message):
+    with pytest.raises(ValidationError, match=message):
+        UNetArchitecture(**{**TINY, **change})
+
+
+def test_float32_checkpoint_reproduces_predictions_bit_for_bit(tmp_path):
+    model = _trained_looking(UNet(TINY))
+    path = save_checkpoint(model, tmp_path / "tiny", noise=NoiseSchedule.cosine(50), dtype="float32")
+    loaded, meta = load_checkpoint(path)
+    x, t = torch.randn(4, 1, 8, 8), torch.tensor([0, 7, 30, 49])
+    assert torch.equal(model(x, t), loaded(x, t))
+    assert meta["noise_schedule"] == {"name": "cosine", "T": 50}
+    assert meta["shape"] == [1, 8, 8]
+
+
+def test_float16_checkpoint_is_half_size_and_loads_as_float32(tmp_path):
+    model = _trained_looking(UNet(TINY))
+    noise = NoiseSchedule.linear(100)
+    p16 = save_checkpoint(model, tmp_path / "half", noise=noise, dtype="float16")
+    p32 = save_checkpoint(model, tmp_path / "full", noise=noise, dtype="float32")
+    assert p16.stat().st_size < 0.6 * p32.stat().st_size
+    prior = load_prior(p16)
+    assert all(p.dtype == torch.float32 for p in prior.parameters())
+    rounded = UNet(TINY).eval()
+    rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 80])
+    assert torch.equal(prior.eps(x, t), rounded(x, t))
+    assert prior.T == 100 and prior.shape == (1, 8, 8)
+
+
+def test_checkpoint_json_mismatch_is_reported(tmp_path):
+    path = save_checkpoint(UNet(TINY), tmp_path / "tiny", noise=NoiseSchedule.linear(100))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["architecture"]["channels"] = 16
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match the architecture"):
+        load_checkpoint(path)

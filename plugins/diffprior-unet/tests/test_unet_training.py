@@ -1,0 +1,80 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+from diffprior import ConfigError
+
+from diffprior_unet.checkpoints import load_prior
+from diffprior_unet.training import TrainConfig, load_train_config, train
+
+from unet_tiny_arch import TINY
+
+
+def _bars(n: int = 64) -> np.ndarray:
+    """Tiny 6×6 images: one bright vertical bar at a random column on a dark background."""
+    rng = np.random.default_rng(0)
+    x = np.full((n, 1, 6, 6), -1.0, dtype=np.float32)
+    x[np.arange(n), 0, :, rng.integers(0, 6, n)] = 1.0
+    return x
+
+
+def _config(tmp_path, **train_overrides) -> TrainConfig:
+    np.save(tmp_path / "bars.npy", _bars())
+    return TrainConfig.model_validate(
+        {
+            "name": "bars",
+            "model": TINY,
+            "noise": {"schedule": "linear", "T": 100},
+            "data": {"source": "tensors", "path": "bars.npy"},  # padded from 6×6 to 8×8 with -1
+            "train": {"steps": 150, "batch_size": 16, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 1000,
+                      "sample_count": 4, "sample_steps": 5, **train_overrides},
+        },
+        context={"base_dir": tmp_path},
+    )
+
+
+def _losses(out):
+    with open(out / "losses.csv") as f:
+        return [float(row[1]) for row in csv.reader(f)]
+
+
+def test_training_loss_falls_and_writes_a_loadable_prior(tmp_path):
+    out = tmp_path / "run"
+    path = train(_config(tmp_path), out, progress=False, log=lambda *_: None)
+    losses = _losses(out)
+    assert len(losses) == 150
+    assert np.mean(losses[-30:]) < 0.6 * np.mean(losses[:10])
+    assert (out / "samples" / "step-000150.png").exists()
+    prior = load_prior(path)
+    assert prior.shape == (1, 8, 8) and prior.T == 100
+    assert prior.metadata["training"]["steps"] == 150
+
+
+def test_resume_continues_exactly_where_training_stopped(tmp_path):
+    config = _config(tmp_path, steps=6, sample_count=0)
+    straight = train(config, tmp_path / "straight", progress=False, log=lambda *_: None)
+    half = config.model_copy(update={"train": config.train.model_copy(update={"steps": 3})})
+    train(half, tmp_path / "resumed", progress=False, log=lambda *_: None)
+    resumed = train(config, tmp_path / "resumed", resume=True, progress=False, log=lambda *_: None)
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 60])
+    assert torch.equal(load_prior(straight).eps(x, t), load_prior(resumed).eps(x, t))
+
+
+def test_training_refuses_to_overwrite_a_run_and_resume_needs_a_state(tmp_path):
+    config = _config(tmp_path, steps=1, sample_count=0)
+    with pytest.raises(ConfigError, match="no training state"):
+        train(config, tmp_path / "fresh", resume=True, progress=False, log=lambda *_: None)
+    train(config, tmp_path / "once", progress=False, log=lambda *_: None)
+    with pytest.raises(ConfigError, match="--resume"):
+        train(config, tmp_path / "once", progress=False, log=lambda *_: None)
+
+
+def test_recipes_in_the_repo_are_valid():
+    from pathlib import Path
+
+    recipes = Path(__file__).parents[1] / "recipes"
+    for name in ("digits.toml", "digits-gpu.toml"):
+        config = load_train_config(recipes / name)
+        assert config.name == "digits" and config.model.image_size == 32
