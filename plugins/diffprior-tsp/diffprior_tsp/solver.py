@@ -83,18 +83,27 @@ def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cp
     return prior
 
 
-def install_prior(checkpoint: Path, cities: int, name: str = "tsp50") -> Path:
-    """Copy a trained checkpoint into the package's weights folder, recording its instance size."""
+def mark_checkpoint(checkpoint, cities: int) -> Path:
+    """Record in a U-Net checkpoint's .json the instance size its tour images were drawn from."""
     from diffprior_unet.checkpoints import read_metadata, resolve_checkpoint
 
+    path = resolve_checkpoint(checkpoint)
+    meta = read_metadata(path)
+    meta["tsp"] = {"cities": int(cities), "image": "tour image: background -1, edges 0, cities +1"}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def install_prior(checkpoint: Path, cities: int, name: str = "tsp50") -> Path:
+    """Copy a trained checkpoint into the package's weights folder, recording its instance size."""
+    from diffprior_unet.checkpoints import resolve_checkpoint
+
     source = resolve_checkpoint(checkpoint)
-    meta = read_metadata(source)
-    meta["tsp"] = {"cities": int(cities), "image": "64×64 tour image: background -1, edges 0, cities +1"}
     target = WEIGHTS_DIR / f"{name}.safetensors"
     WEIGHTS_DIR.mkdir(exist_ok=True)
     shutil.copyfile(source, target)
-    target.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return target
+    shutil.copyfile(source.with_suffix(".json"), target.with_suffix(".json"))
+    return mark_checkpoint(target, cities)
 
 
 def optimise_heatmaps(prior, coords: np.ndarray, settings: PriorSettings, progress: bool = True) -> PriorSolution:

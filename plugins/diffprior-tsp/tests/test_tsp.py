@@ -1,0 +1,255 @@
+"""Tests of the TSP plugin: I/O, rasteriser, variable, decoding, 2-opt, errors and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from diffprior import ConfigError
+from diffprior.cli import main
+from diffprior_tsp.decode import edge_scores, greedy_edge_tours, nearest_neighbour_tours, two_opt
+from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, parse_line, random_instances,
+                                     read_instances, solve_reference, tour_lengths, write_instances)
+from diffprior_tsp.raster import EdgeImages, city_pixels, render_tours
+from diffprior_tsp.solver import PriorSettings, decode_heatmaps, load_tsp_prior, mark_checkpoint, optimise_heatmaps
+from diffprior_tsp.variable import TspEdges
+
+torch.set_num_threads(1)
+
+
+def random_tours(count: int, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n) for _ in range(count)])
+
+
+# ------------------------------------------------------------------------------ I/O
+def test_instances_round_trip(tmp_path):
+    coords = random_instances(5, 12, seed=3)
+    tours = random_tours(5, 12, seed=4)
+    path = tmp_path / "instances.txt"
+    write_instances(path, coords, tours)
+    back = read_instances(path)
+    np.testing.assert_array_equal(back.coords, coords)
+    np.testing.assert_array_equal(back.tours, tours)
+    line = path.read_text().splitlines()[0].split()
+    assert line[24] == "output" and line[25] == line[-1] == str(tours[0, 0] + 1)  # 1-based, first city repeated
+    assert len(read_instances(path, limit=2)) == 2
+
+
+def test_reference_solver_is_no_worse_than_two_opt():
+    coords = random_instances(3, 20, seed=5)
+    lkh = np.stack([solve_reference(c) for c in coords])
+    assert all(is_tour(t, 20) for t in lkh)
+    local = two_opt(coords, nearest_neighbour_tours(coords))[0]
+    assert (tour_lengths(coords, lkh) <= tour_lengths(coords, local) + 1e-9).all()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("0.1 0.2 0.3 0.4 0.5 0.6 0.7", "coordinate values"),
+    ("0.1 0.2 0.3 0.4 0.5 abc 0.7 0.8", "not a number"),
+    ("0.1 0.2 0.3 0.4 0.5 0.6 0.1 0.2", "cities 1 and 4 are duplicates"),
+    ("0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 output 1 2 3 4", "expected 5"),
+    ("0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 output 1 2 2 4 1", "exactly once"),
+    ("0.1 0.2 0.3 0.4 0.5 1.6 0.7 0.8", "unit square"),
+])
+def test_malformed_lines_name_the_line(tmp_path, line, message):
+    path = tmp_path / "bad.txt"
+    good = format_instance(random_instances(1, 4, seed=0)[0])
+    path.write_text(good + "\n" + line + "\n")
+    with pytest.raises(InstanceError, match=message) as info:
+        read_instances(path)
+    assert f"{path}:2" in str(info.value)
+
+
+def test_mixed_sizes_are_rejected(tmp_path):
+    path = tmp_path / "mixed.txt"
+    write_instances(path, random_instances(1, 5, seed=0))
+    with path.open("a") as fh:
+        fh.write(format_instance(random_instances(1, 6, seed=1)[0]) + "\n")
+    with pytest.raises(InstanceError, match="6 cities, but the first instance has 5"):
+        read_instances(path)
+
+
+# ------------------------------------------------------------------------------ rasteriser
+def test_rendered_tour_image_follows_the_recipe():
+    coords = random_instances(2, 10, seed=1)
+    tours = random_tours(2, 10, seed=2)
+    image = render_tours(coords, tours)
+    assert image.shape == (2, 1, 64, 64)
+    assert set(image.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    pixels = city_pixels(torch.as_tensor(coords)).long()
+    for b in range(2):
+        assert (image[b, 0, pixels[b, :, 0], pixels[b, :, 1]] == 1).all()  # cities at 63·(y, x)
+        # the midpoint of every tour edge is on the line (0) unless a city disc covers it
+        a, c = pixels[b, tours[b]], pixels[b, np.roll(tours[b], -1)]
+        mid = ((a + c).double() / 2).round().long()
+        assert (image[b, 0, mid[:, 0], mid[:, 1]] >= 0).all()
+    assert (image == -1).float().mean() > 0.5  # mostly background
+
+
+def test_rasteriser_pixel_convention():
+    coords = np.array([[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.5]]])
+    assert city_pixels(torch.as_tensor(coords))[0].tolist() == [[0, 0], [0, 63], [63, 63], [31, 0]]
+
+
+# ------------------------------------------------------------------------------ the variable
+class FlatPrior:
+    """Just what the variable needs from a prior: a 64×64 one-channel sample shape."""
+
+    shape = (1, 64, 64)
+    data_range = (-1.0, 1.0)
+    device = torch.device("cpu")
+
+
+def test_hard_successors_reproduce_the_training_image():
+    coords = random_instances(3, 15, seed=7)
+    tours = np.stack([solve_reference(c) for c in coords])  # near-optimal tours barely overlap
+    L = torch.full((3, 15, 15), 500.0)
+    for b in range(3):
+        L[b, tours[b], np.roll(tours[b], -1)] = -500.0  # successor of each city
+    x = TspEdges(FlatPrior(), coords).to_x(L, 0.0)
+    target = render_tours(coords, tours)
+    # only pixels where two tour edges overlap differ (drawn twice: 2·(1 − 0.5) = 1)
+    assert (x != target).float().mean() < 0.005
+    assert ((x - target).abs() < 1e-5).logical_or(x == 1).all()
+
+
+def test_variable_gradients_and_per_sample_independence():
+    coords = random_instances(3, 10, seed=9)
+    variable = TspEdges(FlatPrior(), coords)
+    params = variable.init([torch.Generator().manual_seed(s) for s in range(3)], "cpu").requires_grad_(True)
+    x = variable.to_x(params, 0.0)
+    assert x.shape == (3, 1, 64, 64) and torch.isfinite(x).all()
+    (grad,) = torch.autograd.grad(x[0].pow(2).sum(), params)
+    assert grad[0].abs().sum() > 0 and torch.isfinite(grad).all()
+    assert grad[1:].abs().sum() == 0  # sample 0's image does not depend on the others' logits
+    # and each sample is the same as when rendered alone
+    alone = TspEdges(FlatPrior(), coords[2:3]).to_x(params[2:3].detach(), 0.0)
+    torch.testing.assert_close(alone, x[2:3].detach())
+
+
+def test_variable_refuses_non_image_priors():
+    class VectorPrior(FlatPrior):
+        shape = (3, 64, 64)
+
+    with pytest.raises(ConfigError, match="one-channel square image prior"):
+        TspEdges(VectorPrior(), random_instances(1, 5, seed=0))
+
+
+# ------------------------------------------------------------------------------ decoding
+def test_greedy_decoding_gives_valid_tours():
+    coords = random_instances(16, 12, seed=10)
+    heat = torch.rand(16, 12, 12, generator=torch.Generator().manual_seed(0)).numpy()
+    tours = greedy_edge_tours(edge_scores(heat, coords))
+    assert all(is_tour(t, 12) for t in tours)
+    assert all(is_tour(t, 12) for t in nearest_neighbour_tours(coords))
+
+
+def test_greedy_decoding_follows_a_dominant_heatmap():
+    coords = random_instances(2, 9, seed=11)
+    tours = random_tours(2, 9, seed=12)
+    heat = np.full((2, 9, 9), 1e-3)
+    for b in range(2):
+        heat[b, tours[b], np.roll(tours[b], -1)] = 100.0
+    decoded = decode_heatmaps(heat, coords)
+    np.testing.assert_allclose(tour_lengths(coords, decoded), tour_lengths(coords, tours))
+
+
+def naive_two_opt(dist: np.ndarray, tour: list[int]) -> list[int]:
+    """Reference: try every reversal, re-evaluate the whole tour, apply the best; repeat."""
+    def length(t):
+        return sum(dist[t[k], t[(k + 1) % len(t)]] for k in range(len(t)))
+
+    n = len(tour)
+    while True:
+        best, best_tour = length(tour), None
+        for i, j in itertools.combinations(range(n), 2):
+            if j < i + 2 or (i == 0 and j == n - 1):
+                continue
+            candidate = tour[:i + 1] + tour[i + 1:j + 1][::-1] + tour[j + 1:]
+            if length(candidate) < best - 1e-10:
+                best, best_tour = length(candidate), candidate
+        if best_tour is None:
+            return tour
+        tour = best_tour
+
+
+def test_two_opt_matches_the_naive_reference_and_never_lengthens():
+    coords = random_instances(12, 9, seed=13)
+    start = random_tours(12, 9, seed=14)
+    fast, moves = two_opt(coords, start)
+    before, after = tour_lengths(coords, start), tour_lengths(coords, fast)
+    assert (after <= before + 1e-12).all() and (moves > 0).any()
+    for b in range(12):
+        dist = np.linalg.norm(coords[b][:, None] - coords[b][None], axis=-1)
+        reference = naive_two_opt(dist, start[b].tolist())
+        assert fast[b].tolist() == reference
+    # a 2-opt local optimum stays put
+    again, moves = two_opt(coords, fast)
+    assert (moves == 0).all() and (again == fast).all()
+
+
+# ------------------------------------------------------------------------------ prior, solver and CLI
+@pytest.fixture(scope="module")
+def tiny_prior(tmp_path_factory):
+    """An untrained 16×16 U-Net checkpoint marked as a 6-city tour prior."""
+    from diffprior import NoiseSchedule
+    from diffprior_unet.checkpoints import save_checkpoint
+    from diffprior_unet.config import UNetArchitecture
+    from diffprior_unet.model import UNet
+
+    torch.manual_seed(0)
+    arch = UNetArchitecture(image_size=16, channels=8, channel_mult=[1, 2], attention_resolutions=[], dropout=0.0)
+    path = save_checkpoint(UNet(arch), tmp_path_factory.mktemp("prior") / "tiny", noise=NoiseSchedule.linear(100))
+    return mark_checkpoint(path, cities=6)
+
+
+def test_batched_solve_equals_one_at_a_time(tiny_prior):
+    prior = load_tsp_prior(tiny_prior, cities=6)
+    coords = random_instances(3, 6, seed=15)
+    settings = dict(steps=4, gradient="full")
+    together = optimise_heatmaps(prior, coords, PriorSettings(batch_size=3, **settings), progress=False)
+    alone = optimise_heatmaps(prior, coords[2:], PriorSettings(batch_size=1, seed=2, **settings), progress=False)
+    np.testing.assert_allclose(together.adjacency[2:], alone.adjacency, rtol=1e-4, atol=1e-6)
+    tours = decode_heatmaps(together.adjacency, coords)
+    assert all(is_tour(t, 6) for t in tours)
+
+
+def test_size_mismatch_is_a_clear_error(tiny_prior, tmp_path, capsys):
+    with pytest.raises(ConfigError, match="7 cities but the prior tiny.safetensors was trained on 6-city tours"):
+        load_tsp_prior(tiny_prior, cities=7)
+    path = tmp_path / "seven.txt"
+    write_instances(path, random_instances(2, 7, seed=0))
+    assert main(["tsp", "solve", str(path), "--checkpoint", str(tiny_prior), "--quiet"]) == 2
+    assert "trained on 6-city tours" in capsys.readouterr().err
+
+
+def test_cli_solve_and_eval(tiny_prior, tmp_path, capsys):
+    coords = random_instances(3, 6, seed=16)
+    path = tmp_path / "six.txt"
+    write_instances(path, coords, [solve_reference(c) for c in coords])
+    out = tmp_path / "tours.txt"
+    common = ["--checkpoint", str(tiny_prior), "--steps", "3", "--quiet"]
+    assert main(["tsp", "solve", str(path), "--out", str(out), *common]) == 0
+    solved = read_instances(out)
+    np.testing.assert_array_equal(solved.coords, coords)
+    assert all(is_tour(t, 6) for t in solved.tours)
+
+    pictures = tmp_path / "pictures"
+    assert main(["tsp", "eval", str(path), "--limit", "2", "--pictures", str(pictures), "--pictures-count", "1",
+                 *common]) == 0
+    table = capsys.readouterr().out
+    for row in ("diffprior, greedy + 2-opt", "uniform heat-map, greedy + 2-opt", "nearest neighbour + 2-opt", "elkai"):
+        assert row in table
+    assert "2 instances" in table and (pictures / "instance-0000.png").stat().st_size > 0
+
+
+def test_cli_rejects_bad_files(tmp_path, capsys):
+    path = tmp_path / "bad.txt"
+    path.write_text("0.1 0.2 0.3\n")
+    assert main(["tsp", "eval", str(path)]) == 2
+    assert "bad.txt:1" in capsys.readouterr().err
+    assert main(["tsp", "solve", str(tmp_path / "missing.txt")]) == 2
