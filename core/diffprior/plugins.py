@@ -186,6 +186,9 @@ def registered_name(kind: str, obj: Any) -> str:
     type_name = getattr(obj, "type_name", None)
     if type_name is None:
         raise TypeError(f"{obj!r} is not a diffprior config class (it has no literal 'type' field)")
+    if getattr(obj, "kind", kind) != kind:  # e.g. a TermConfig passed to register_priors
+        raise TypeError(f"{obj.__name__} is a {obj.kind} config; register it in {HOOK_OF_KIND[obj.kind]}, "
+                        f"not {HOOK_OF_KIND[kind]}")
     return type_name()
 
 
@@ -255,6 +258,16 @@ def load(settings: PluginSettings) -> Registry:
             registry.problem(distribution, f"invalid hook implementation in {plugin_name}: {exc}")
             return
         dist_of_plugin[plugin_name] = distribution
+        # pluggy accepts implementations of hooks that no spec declares (a typo such as
+        # register_term); they would never be called, so say so instead of staying silent
+        for caller in manager.get_hookcallers(module) or []:
+            if not caller.has_spec():
+                import difflib
+
+                close = difflib.get_close_matches(caller.name, HOOK_OF_KIND.values(), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                registry.problem(distribution, f"{plugin_name} implements {caller.name!r}, which is not a diffprior "
+                                               f"hook{hint}; hooks: {', '.join(HOOK_OF_KIND.values())}")
 
     seen_eps = set()
     # the core registers first, so its built-in names cannot be taken over by a plugin
