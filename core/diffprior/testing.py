@@ -146,7 +146,7 @@ def check_config(config_cls, params: Mapping | None = None, *, base_dir: Path | 
         _fail(f"{config_cls.__name__} cannot be written as JSON ({type(exc).__name__}: {exc}); "
               "use JSON-friendly field types (numbers, strings, lists, Paths, nested models)")
     again = _instance(config_cls, json.loads(text), base_dir)
-    if again.model_dump(mode="json") != config.model_dump(mode="json"):
+    if again != config:
         _fail(f"{config_cls.__name__} does not round-trip through JSON:\n  {config.model_dump(mode='json')}\n"
               f"  became {again.model_dump(mode='json')}")
     try:
