@@ -83,6 +83,7 @@ def _configure_eval(p):
     p.add_argument("--pictures-count", type=_positive, default=4)
     p.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
+    p.add_argument("--baselines-only", action="store_true", help="skip the prior (the baselines are fast on any set)")
 
 
 def _timed(fn, *args):
@@ -94,22 +95,26 @@ def _timed(fn, *args):
 def _eval(args) -> int:
     import numpy as np
 
-    from .instances import tour_lengths
+    from .instances import read_instances, tour_lengths
     from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
                          uniform_heatmap_tours, with_two_opt)
 
-    instances, prior = _load(args)
+    if args.baselines_only:
+        instances = read_instances(args.instances, args.limit)
+    else:
+        instances, prior = _load(args)
     if instances.tours is None:
         raise UsageError(f"{args.instances}: eval needs reference tours ('output ...' on every line) to compute gaps")
     coords, M = instances.coords, len(instances)
     optimal = float(tour_lengths(coords, instances.tours).sum())
     rows: list[tuple[str, np.ndarray, float]] = []
 
-    solution = optimise_heatmaps(prior, coords, _settings(args), progress=not args.quiet)
-    greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
-    rows.append(("diffprior, greedy decoding", greedy, solution.seconds + t_greedy))
-    improved, t_opt = _timed(with_two_opt, coords, greedy)
-    rows.append(("diffprior, greedy + 2-opt", improved, solution.seconds + t_greedy + t_opt))
+    if not args.baselines_only:
+        solution = optimise_heatmaps(prior, coords, _settings(args), progress=not args.quiet)
+        greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
+        rows.append(("diffprior, greedy decoding", greedy, solution.seconds + t_greedy))
+        improved, t_opt = _timed(with_two_opt, coords, greedy)
+        rows.append(("diffprior, greedy + 2-opt", improved, solution.seconds + t_greedy + t_opt))
     uniform, t_uni = _timed(uniform_heatmap_tours, coords)
     rows.append(("uniform heat-map, greedy (no prior)", uniform, t_uni))
     uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
@@ -128,8 +133,9 @@ def _eval(args) -> int:
                       "gap_percent": 100 * (float(lengths.sum()) / optimal - 1), "seconds_per_instance": seconds / M})
     s = _settings(args)
     print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {optimal / M:.5f}")
-    print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
-          f"batch {s.batch_size}, device {args.device}")
+    if not args.baselines_only:
+        print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
+              f"batch {s.batch_size}, device {args.device}")
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
@@ -138,7 +144,7 @@ def _eval(args) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"instances": M, "cities": instances.size, "settings": vars(s),
                                          "reference_mean": optimal / M, "rows": table}, indent=2) + "\n")
-    if args.pictures:
+    if args.pictures and not args.baselines_only:
         from .pictures import draw_solution
 
         args.pictures.mkdir(parents=True, exist_ok=True)

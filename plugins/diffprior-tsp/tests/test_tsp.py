@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import torch
 
 from diffprior import ConfigError
 from diffprior.cli import main
-from diffprior_tsp.decode import edge_scores, greedy_edge_tours, nearest_neighbour_tours, two_opt
+from diffprior_tsp.decode import (edge_scores, greedy_edge_tours, nearest_neighbour_tours, reference_two_opt,
+                                  two_opt)
 from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, parse_line, random_instances,
                                      read_instances, solve_reference, tour_lengths, write_instances)
 from diffprior_tsp.raster import EdgeImages, city_pixels, render_tours
@@ -158,25 +157,6 @@ def test_greedy_decoding_follows_a_dominant_heatmap():
     np.testing.assert_allclose(tour_lengths(coords, decoded), tour_lengths(coords, tours))
 
 
-def naive_two_opt(dist: np.ndarray, tour: list[int]) -> list[int]:
-    """Reference: try every reversal, re-evaluate the whole tour, apply the best; repeat."""
-    def length(t):
-        return sum(dist[t[k], t[(k + 1) % len(t)]] for k in range(len(t)))
-
-    n = len(tour)
-    while True:
-        best, best_tour = length(tour), None
-        for i, j in itertools.combinations(range(n), 2):
-            if j < i + 2 or (i == 0 and j == n - 1):
-                continue
-            candidate = tour[:i + 1] + tour[i + 1:j + 1][::-1] + tour[j + 1:]
-            if length(candidate) < best - 1e-10:
-                best, best_tour = length(candidate), candidate
-        if best_tour is None:
-            return tour
-        tour = best_tour
-
-
 def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     coords = random_instances(12, 9, seed=13)
     start = random_tours(12, 9, seed=14)
@@ -184,9 +164,7 @@ def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     before, after = tour_lengths(coords, start), tour_lengths(coords, fast)
     assert (after <= before + 1e-12).all() and (moves > 0).any()
     for b in range(12):
-        dist = np.linalg.norm(coords[b][:, None] - coords[b][None], axis=-1)
-        reference = naive_two_opt(dist, start[b].tolist())
-        assert fast[b].tolist() == reference
+        assert fast[b].tolist() == reference_two_opt(coords[b], start[b]).tolist()
     # a 2-opt local optimum stays put
     again, moves = two_opt(coords, fast)
     assert (moves == 0).all() and (again == fast).all()
@@ -253,3 +231,25 @@ def test_cli_rejects_bad_files(tmp_path, capsys):
     assert main(["tsp", "eval", str(path)]) == 2
     assert "bad.txt:1" in capsys.readouterr().err
     assert main(["tsp", "solve", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_run_config_with_the_tsp_edges_variable(tmp_path):
+    from diffprior.config import load_config
+    from diffprior.runner import run
+
+    coords = random_instances(3, 8, seed=17)
+    write_instances(tmp_path / "cities.txt", coords)
+    config_path = tmp_path / "tsp.toml"
+    config_path.write_text(
+        'batch = 2\n[prior]\ntype = "gaussian"\nshape = [1, 64, 64]\nmean = -0.8\nvar = 0.1\n'
+        '[variable]\ntype = "tsp-edges"\ninstances = "cities.txt"\nstart = 1\n'
+        '[optimizer]\ntype = "adam"\nlr = 1.0\nbetas = [0.0, 0.9]\nsteps = 3\n'
+    )
+    result = run(load_config(config_path), None, progress=False)
+    assert result.x.shape == (2, 1, 64, 64)
+    city = render_tours(coords[1:3], np.tile(np.arange(8), (2, 1))) == 1
+    assert (result.x[city] == 1).all()  # samples 0, 1 carry the cities of instances 1, 2
+
+    config_path.write_text(config_path.read_text().replace("batch = 2", "batch = 3"))
+    with pytest.raises(ConfigError, match="holds 3 instances; samples need instances 1..3"):
+        run(load_config(config_path), None, progress=False)
