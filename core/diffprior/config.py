@@ -460,12 +460,35 @@ def _known_keys(loc: tuple, data: dict, registry) -> list[str]:
     return sorted(sub.model_fields) if sub else []
 
 
+def _unknown_type_tags(data: dict, registry) -> list[str]:
+    """Unknown ``type`` names, checked before pydantic: with a single registered class of a
+    kind there is no discriminated union to report them."""
+    from .plugins import unknown_name_message
+
+    if not isinstance(data, dict):
+        return []
+    places = [("prior", "prior", data.get("prior")), ("variable", "variable", data.get("variable"))]
+    terms = data.get("terms")
+    if isinstance(terms, list):
+        places += [(f"terms.{i}", "term", entry) for i, entry in enumerate(terms)]
+    lines = []
+    for where, kind, entry in places:
+        if isinstance(entry, dict) and "type" not in entry:
+            lines.append(f"{where}: missing 'type' key; available {kind} types: " + ", ".join(registry.names(kind)))
+        elif isinstance(entry, dict) and entry["type"] not in registry.entries[kind]:
+            lines.append(f"{where}.type: {unknown_name_message(kind, entry['type'], registry.names(kind))}")
+    return lines
+
+
 def validate_config(data: dict, *, source: str | None = None, base_dir: Path | None = None, registry=None):
     """Validate a raw config mapping into the run-config model; raise ConfigError."""
     from .plugins import get_registry
 
     registry = registry or get_registry()
     model = run_config_model(registry)
+    unknown = _unknown_type_tags(data, registry)
+    if unknown:
+        raise ConfigError(unknown[0] if len(unknown) == 1 else "\n  " + "\n  ".join(unknown), source=source)
     try:
         return model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
