@@ -130,7 +130,8 @@ def train(name: str, out: Path, *, epochs: int | None = None, seed: int = 0, pro
         ("pixel_accuracy" if segment else "accuracy") + "_heldout": round(accuracy, 4),
     }
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    # float16 on disk keeps the package small; load_state_dict casts back to float32
+    state = {k: v.detach().half().contiguous() if v.is_floating_point() else v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / f"{name}.safetensors"))
     (out / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -1,0 +1,38 @@
+"""The independent judge and the figures of the digits benchmark."""
+
+import torch
+
+from diffprior_images.evaluation import Judge, frechet_distance, masked_error, mean_ink, symmetry_error
+
+
+def test_judge_separates_real_digits_from_noise(digits):
+    images, labels = digits
+    judge = Judge()
+    assert float((judge.probabilities(images).argmax(1) == labels).float().mean()) > 0.9
+    threes = images[labels == 3]
+    assert judge.accuracy(threes, 3) > 0.9
+    noise = torch.rand(64, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert judge.confidence(images[:64]) > judge.confidence(noise) + 0.2
+
+
+def test_frechet_distance_ranks_real_digits_closer_than_noise(digits):
+    from diffprior.data import mnist_digits
+
+    judge = Judge()
+    reference = judge.features(digits[0])
+    prior_split = mnist_digits("prior")[0]  # ordered by class: take a random subset
+    real = judge.features(prior_split[torch.randperm(len(prior_split), generator=torch.Generator().manual_seed(0))[:200]])
+    noise = judge.features(torch.rand(200, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert abs(frechet_distance(reference, reference)) < 1e-3 * frechet_distance(noise, reference)
+    assert frechet_distance(real, reference) < 0.2 * frechet_distance(noise, reference)
+
+
+def test_pixel_figures():
+    x = torch.rand(2, 1, 8, 8) * 2 - 1
+    symmetric = (x + x.flip(-1)) / 2
+    assert torch.allclose(symmetry_error(symmetric), torch.zeros(2))
+    assert (symmetry_error(x) > 0).all()
+    assert torch.allclose(mean_ink(torch.full((1, 1, 4, 4), -1.0)), torch.zeros(1))
+    mask = torch.zeros(1, 8, 8)
+    mask[:, :4] = 1
+    assert torch.allclose(masked_error(x, x[0], mask)[0], torch.zeros(()))
