@@ -1,0 +1,46 @@
+"""End to end with the bundled digits U-Net prior (diffprior-unet): slow, skipped without it."""
+
+import pytest
+import torch
+
+pytest.importorskip("diffprior_unet")
+
+
+@pytest.fixture(scope="module")
+def digits_prior_available():
+    from diffprior.config import ConfigError, load_config
+
+    try:
+        load_config(_example("digits-class.toml"))
+    except ConfigError as exc:
+        pytest.skip(f"the bundled digits prior is not available: {exc}")
+
+
+def _example(name):
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[3] / "examples" / name
+
+
+@pytest.mark.slow
+def test_class_constraint_with_the_digits_prior_convinces_the_judge(digits_prior_available):
+    from diffprior.config import load_config
+    from diffprior.runner import run
+    from diffprior_images.evaluation import Judge
+
+    torch.set_num_threads(1)
+    config = load_config(_example("digits-class.toml"), ["optimizer.steps=200", "optimizer.lr=0.02", 'gradient="sds"'])
+    result = run(config, seeds=range(8), progress=False)
+    assert Judge().accuracy(result.x, 3) >= 0.75
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", ["digits-symmetry.toml", "digits-thin.toml", "digits-mask.toml",
+                                     "digits-segmentation.toml", "digits-class3-symmetric.toml"])
+def test_examples_run(digits_prior_available, example):
+    from diffprior.config import load_config
+    from diffprior.runner import run
+
+    config = load_config(_example(example), ["optimizer.steps=5", "batch=2"])
+    result = run(config, progress=False)
+    assert torch.isfinite(result.x).all() and result.x.shape == (2, 1, 32, 32)
