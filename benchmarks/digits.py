@@ -13,7 +13,8 @@ range instead of the U-Net (the same random draws, the same result, no U-Net cos
 
 Figures: constraint satisfaction (judge accuracy for class 3, symmetry MSE, mean ink,
 known-pixel MSE, stroke IoU) and realism: the judge's confidence (mean max-softmax) and the
-Fréchet distance (FD) of its hidden features to the 500 real ``heldout`` digits. The judge
+Fréchet distance (FD) of its hidden features to the 500 real ``heldout`` digits (to the 50
+heldout 3s for the class-3 constraints, since those samples should all be 3s). The judge
 (``digits-judge``) was trained on the ``judge`` split only and is never used as a constraint.
 Real digits from the ``prior`` split, as many as the samples, give the FD floor at that size.
 
@@ -65,10 +66,11 @@ def constraint_figures(name: str, x: torch.Tensor, terms, judge) -> dict[str, fl
     return figures
 
 
-def realism(x: torch.Tensor, judge, real_features: torch.Tensor) -> dict[str, float]:
+def realism(x: torch.Tensor, judge, reference: torch.Tensor) -> dict[str, float]:
+    """Judge confidence, and FD of judge features to the real ``reference`` features."""
     from diffprior_images.evaluation import frechet_distance
 
-    return {"judge conf": judge.confidence(x), "FD": frechet_distance(judge.features(x), real_features)}
+    return {"judge conf": judge.confidence(x), "FD": frechet_distance(judge.features(x), reference)}
 
 
 def stand_in_prior(prior):
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=64, help="samples per run (default 64)")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the configs' 1000)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the configs' 0.01)")
+    p.add_argument("--weight", default=None,
+                   help="weight of every constraint term, a number or a schedule like '{linear=[0.05,0.0]}' (default: the configs')")
     p.add_argument("--gradient", choices=("full", "sds"), default="full", help="prior-term gradient (default: full, as the paper)")
     p.add_argument("--sample-steps", type=int, default=1000, help="DDPM steps of the unconditional samples (default 1000)")
     p.add_argument("--prior", default="digits", help="U-Net checkpoint: bundled name or NAME.safetensors path")
@@ -113,13 +117,18 @@ def main(argv=None) -> int:
         overrides.append(f"optimizer.lr={args.lr}")
 
     judge = Judge()
-    heldout, _ = mnist_digits("heldout")
-    real_features = judge.features(heldout)
-    real, _ = mnist_digits("prior")
-    real = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(args.seed))[: args.n]]
+    heldout, heldout_labels = mnist_digits("heldout")
+    all_digits = judge.features(heldout)
+    threes = judge.features(heldout[heldout_labels == 3])
+    pool, pool_labels = mnist_digits("prior")  # ordered by class: draw a random subset
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(args.seed))
+    real = pool[order[: args.n]]
+    real_threes = pool[order[pool_labels[order] == 3][: args.n]]
 
     rows = []  # (constraint, condition, figures, realism, seconds)
-    rows.append(("—", f"real digits ('prior' split, {args.n})", {}, realism(real, judge, real_features), 0.0))
+    rows.append(("—", f"real digits ('prior' split, {args.n})", {}, realism(real, judge, all_digits), 0.0))
+    rows.append(("—", f"real 3s ('prior' split, {args.n})", {"judge acc(3)": judge.accuracy(real_threes, 3)},
+                 realism(real_threes, judge, threes), 0.0))
     save_grid(real, args.out / "real.png", scale=2)
 
     unconditional = None
@@ -127,7 +136,10 @@ def main(argv=None) -> int:
         config_path = ROOT / "examples" / CONSTRAINTS[name]
         slug = config_path.stem.removeprefix("digits-")
         for condition in CONDITIONS:
-            config = load_config(config_path, overrides + (["prior_weight=0"] if condition == "constraint alone" else []))
+            extra = ["prior_weight=0"] if condition == "constraint alone" else []
+            if args.weight:
+                extra += [f"terms.{i}.weight={args.weight}" for i in range(len(load_config(config_path, overrides).terms))]
+            config = load_config(config_path, overrides + extra)
             prior, variable, terms, options = build(config)
             start = time.perf_counter()  # sampling or optimisation only, not loading
             if condition == "unconditional prior":
@@ -139,10 +151,11 @@ def main(argv=None) -> int:
             else:
                 print(f"{name}: {condition}", file=sys.stderr)
                 run_prior = stand_in_prior(prior) if condition == "constraint alone" else prior
-                x = optimize(run_prior, variable, terms, seeds, options, progress=True).x
+                x = optimize(run_prior, variable, terms, seeds, options, progress=True).x.clamp(-1, 1)  # the image is clip(η)
                 save_grid(x, args.out / f"{slug}-{'alone' if condition == 'constraint alone' else 'prior'}.png", scale=2)
             seconds = time.perf_counter() - start
-            rows.append((name, condition, constraint_figures(name, x, terms, judge), realism(x, judge, real_features), seconds))
+            reference = threes if name.startswith("class 3") else all_digits
+            rows.append((name, condition, constraint_figures(name, x, terms, judge), realism(x, judge, reference), seconds))
 
     table = format_table(rows, args)
     (args.out / "table.md").write_text(table + "\n")

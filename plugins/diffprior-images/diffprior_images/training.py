@@ -20,7 +20,7 @@ from pathlib import Path
 
 RECIPES = {
     "digits": dict(
-        task="classify", split="prior", arch="digit-cnn", epochs=15, lr=2e-3, noise=0.3,
+        task="classify", split="prior", arch="digit-cnn", epochs=15, lr=2e-3, noise=1.0,
         arch_kwargs=dict(channels=[32, 64, 128], hidden=64, num_classes=10),
         description="guidance digit classifier: 3 stride-2 convs, trained on the 'prior' split",
     ),
@@ -41,6 +41,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=sorted(RECIPES), help="which bundled network to train")
     p.add_argument("--out", type=Path, required=True, help="folder for NAME.safetensors and NAME.json")
     p.add_argument("--epochs", type=int, default=None, help="passes over the split (default: the recipe's)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="largest std of the Gaussian noise added to training inputs (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,7 +67,8 @@ def _add_noise(images, gen, noise: float):
     return (images + level * torch.randn(images.shape, generator=gen)).clamp(-1, 1)
 
 
-def train(name: str, out: Path, *, epochs: int | None = None, seed: int = 0, progress: bool = True) -> dict:
+def train(name: str, out: Path, *, epochs: int | None = None, noise: float | None = None, seed: int = 0,
+          progress: bool = True) -> dict:
     import torch
     from safetensors.torch import save_file
     from torch.nn import functional as F
@@ -75,8 +78,10 @@ def train(name: str, out: Path, *, epochs: int | None = None, seed: int = 0, pro
 
     from .networks import ARCHITECTURES, stroke_labels
 
-    recipe = RECIPES[name]
+    recipe = dict(RECIPES[name])
     epochs = epochs or recipe["epochs"]
+    if noise is not None:
+        recipe["noise"] = noise
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     images, labels = mnist_digits(recipe["split"])
@@ -126,6 +131,7 @@ def train(name: str, out: Path, *, epochs: int | None = None, seed: int = 0, pro
         "description": recipe["description"],
         "trained_on": f"diffprior.data.mnist_digits({recipe['split']!r})",
         "epochs": epochs,
+        "input_noise": recipe["noise"],
         "seed": seed,
         ("pixel_accuracy" if segment else "accuracy") + "_heldout": round(accuracy, 4),
     }
@@ -144,8 +150,10 @@ def run(args) -> int:
 
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs must be positive, got {args.epochs}")
+    if args.noise is not None and args.noise < 0:
+        raise UsageError(f"--noise must be zero or positive, got {args.noise}")
     torch.set_num_threads(max(1, args.threads))
-    meta = train(args.name, args.out, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
+    meta = train(args.name, args.out, epochs=args.epochs, noise=args.noise, seed=args.seed, progress=not args.quiet)
     figure = {k: v for k, v in meta.items() if k.endswith("_heldout")}
     print(f"wrote {args.out / (args.name + '.safetensors')} ({', '.join(f'{k} {v}' for k, v in figure.items())})")
     return 0
