@@ -13,8 +13,10 @@ range instead of the U-Net (the same random draws, the same result, no U-Net cos
 
 Figures: constraint satisfaction (judge accuracy for class 3, symmetry MSE, mean ink,
 known-pixel MSE, stroke IoU) and realism: the judge's confidence (mean max-softmax) and the
-Fréchet distance (FD) of its hidden features to the 500 real ``heldout`` digits (to the 50
-heldout 3s for the class-3 constraints, since those samples should all be 3s). The judge
+Fréchet distance (FD) of its hidden features to real ``heldout`` digits: the 50 of the class
+a constraint asks for (3 for the class constraints, the target digit's class for mask and
+segmentation), all 500 otherwise. For those constraints the judge's accuracy on that class
+is shown too. The judge
 (``digits-judge``) was trained on the ``judge`` split only and is never used as a constraint.
 Real digits from the ``prior`` split, as many as the samples, give the FD floor at that size.
 
@@ -45,14 +47,27 @@ CONSTRAINTS = {
 CONDITIONS = ("prior + constraint", "constraint alone", "unconditional prior")
 
 
-def constraint_figures(name: str, x: torch.Tensor, terms, judge) -> dict[str, float]:
+def target_class(name: str, config) -> int | None:
+    """The digit a constraint asks for: 3 for the class constraints, the class of the real
+    digit that a mask or segmentation target comes from; None for the others."""
+    from diffprior.data import mnist_digits
+
+    if name.startswith("class 3"):
+        return 3
+    ref = getattr(config.terms[0], "image", None) or getattr(config.terms[0], "labels", None)
+    if ref is None or not hasattr(ref, "index"):
+        return None
+    return int(mnist_digits(ref.split)[1][ref.index])
+
+
+def constraint_figures(name: str, x: torch.Tensor, terms, judge, digit: int | None) -> dict[str, float]:
     """How well samples x satisfy constraint ``name`` (computed without the guidance networks)."""
     from diffprior_images.evaluation import masked_error, mean_ink, symmetry_error
     from diffprior_images.terms import stroke_iou
 
     figures = {}
-    if name.startswith("class 3"):
-        figures["judge acc(3)"] = judge.accuracy(x, 3)
+    if digit is not None:
+        figures[f"judge acc({digit})"] = judge.accuracy(x, digit)
     if "symmetry" in name:
         figures["sym MSE"] = float(symmetry_error(x).mean())
     if name == "thin":
@@ -119,7 +134,7 @@ def main(argv=None) -> int:
     judge = Judge()
     heldout, heldout_labels = mnist_digits("heldout")
     all_digits = judge.features(heldout)
-    threes = judge.features(heldout[heldout_labels == 3])
+    by_class = {d: judge.features(heldout[heldout_labels == d]) for d in range(10)}
     pool, pool_labels = mnist_digits("prior")  # ordered by class: draw a random subset
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(args.seed))
     real = pool[order[: args.n]]
@@ -128,7 +143,7 @@ def main(argv=None) -> int:
     rows = []  # (constraint, condition, figures, realism, seconds)
     rows.append(("—", f"real digits ('prior' split, {args.n})", {}, realism(real, judge, all_digits), 0.0))
     rows.append(("—", f"real 3s ('prior' split, {args.n})", {"judge acc(3)": judge.accuracy(real_threes, 3)},
-                 realism(real_threes, judge, threes), 0.0))
+                 realism(real_threes, judge, by_class[3]), 0.0))
     save_grid(real, args.out / "real.png", scale=2)
 
     unconditional = None
@@ -154,8 +169,9 @@ def main(argv=None) -> int:
                 x = optimize(run_prior, variable, terms, seeds, options, progress=True).x.clamp(-1, 1)  # the image is clip(η)
                 save_grid(x, args.out / f"{slug}-{'alone' if condition == 'constraint alone' else 'prior'}.png", scale=2)
             seconds = time.perf_counter() - start
-            reference = threes if name.startswith("class 3") else all_digits
-            rows.append((name, condition, constraint_figures(name, x, terms, judge), realism(x, judge, reference), seconds))
+            digit = target_class(name, config)
+            reference = all_digits if digit is None else by_class[digit]
+            rows.append((name, condition, constraint_figures(name, x, terms, judge, digit), realism(x, judge, reference), seconds))
 
     table = format_table(rows, args)
     (args.out / "table.md").write_text(table + "\n")
@@ -166,7 +182,7 @@ def main(argv=None) -> int:
 def format_table(rows, args) -> str:
     head = (f"n = {args.n} samples per run, {args.steps or 'config'} steps, gradient {args.gradient}, "
             f"lr {args.lr or 'config'}, unconditional: {args.sample_steps} DDPM steps, prior {args.prior!r}\n\n")
-    lines = ["| constraint | samples from | constraint figure | judge conf ↑ | FD to heldout ↓ | seconds |",
+    lines = ["| constraint | samples from | constraint figures | judge conf ↑ | FD to heldout ↓ | seconds |",
              "|---|---|---|---|---|---|"]
     for name, condition, figures, real, seconds in rows:
         shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items()) or "—"
