@@ -209,7 +209,10 @@ class MaskConfig(TermConfig):
     region: Union[Literal[REGIONS], Path] = "top-half"  # type: ignore[valid-type]
     noise: float = Field(0.1, gt=0)
 
-    _image = field_validator("image", mode="before")(classmethod(lambda cls, v, info: _file_or_digit(v, info)))
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image_file(cls, value, info: ValidationInfo):
+        return _file_or_digit(value, info)
 
     @field_validator("region", mode="before")
     @classmethod
@@ -246,7 +249,10 @@ class SegmentationConfig(TermConfig):
     labels: Union[DigitRef, Path]
     ignore_index: int = -1
 
-    _labels = field_validator("labels", mode="before")(classmethod(lambda cls, v, info: _file_or_digit(v, info)))
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_file(cls, value, info: ValidationInfo):
+        return _file_or_digit(value, info)
 
     @model_validator(mode="after")
     def _model_fits(self):
