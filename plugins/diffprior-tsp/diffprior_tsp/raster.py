@@ -96,7 +96,14 @@ class EdgeImages:
         self.city_mask = city_masks(coords, size).to(device)  # [B, size²]
 
     def weighted_sum(self, pair_weights: torch.Tensor) -> torch.Tensor:
-        """Σ_p w_bp · E_p per instance: pair weights [B, P] → [B, size²]."""
+        """Σ_p w_bp · E_p per instance: pair weights [B, P] → [B, size²].
+
+        The edge images of a single instance serve any number of samples (restarts of one
+        instance): every row of ``pair_weights`` is drawn on the same cities."""
+        if self.batch == 1 and pair_weights.shape[0] != 1:
+            values = pair_weights[:, self.entry_pair]  # entry_pair is p when there is one instance
+            total = torch.zeros(pair_weights.shape[0], self.size * self.size, dtype=values.dtype, device=values.device)
+            return total.index_add(1, self.entry_pixel, values)
         total = torch.zeros(self.batch * self.size * self.size, dtype=pair_weights.dtype, device=pair_weights.device)
         total = total.index_add(0, self.entry_pixel, pair_weights.reshape(-1)[self.entry_pair])
         return total.view(self.batch, -1)

@@ -19,7 +19,8 @@ from .raster import EdgeImages
 
 
 class TspEdges(Variable):
-    """Edge logits [B, N, N] of a batch of instances (each sample has its own cities).
+    """Edge logits [B, N, N] of a batch of instances (each sample has its own cities, or all
+    samples share the cities of a single instance: restarts from different seeds).
 
     ``coords`` [B, N, 2] may be given now, or later through :meth:`set_cities` (the run-config
     path, where the batch size is only known at ``init``).
@@ -49,7 +50,7 @@ class TspEdges(Variable):
     def init(self, gens: Sequence[torch.Generator], device) -> torch.Tensor:
         if self.edges is None:
             raise ConfigError("variable tsp-edges has no cities yet: give it instances before the run starts")
-        if len(gens) != self.edges.batch:
+        if self.edges.batch != 1 and len(gens) != self.edges.batch:
             raise ConfigError(f"{len(gens)} samples were asked for but {self.edges.batch} instances are loaded")
         return per_sample_randn(gens, self.param_shape, torch.empty(0, device=device))
 

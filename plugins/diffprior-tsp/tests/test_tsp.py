@@ -253,3 +253,17 @@ def test_run_config_with_the_tsp_edges_variable(tmp_path):
     config_path.write_text(config_path.read_text().replace("batch = 2", "batch = 3"))
     with pytest.raises(ConfigError, match="holds 3 instances; samples need instances 1..3"):
         run(load_config(config_path), None, progress=False)
+
+
+# ------------------------------------------------------------------------------ conformance kit
+def test_plugin_conformance(diffprior_conformance):
+    diffprior_conformance.check_plugin("diffprior-tsp", expect={"variable": ["tsp-edges"], "command": ["tsp"]})
+    diffprior_conformance.check_lazy_import("diffprior_tsp.plugin")
+
+
+def test_variable_conformance(diffprior_conformance):
+    from diffprior.testing import default_prior
+
+    prior = default_prior((1, 64, 64))
+    # one instance shared by every sample (restarts), as the kit compares rows with samples alone
+    diffprior_conformance.check_variable(TspEdges(prior, random_instances(1, 8, seed=18)), prior=prior, batch=3)
