@@ -93,15 +93,15 @@ def judged(x: torch.Tensor, probabilities, features, batch: int = 250) -> tuple[
     return probs, feats
 
 
-def figures(probs, feats, reference_feats, labels=None) -> dict[str, float]:
+def figures(probs, feats, reference_feats=None, labels=None) -> dict[str, float]:
     counts = torch.bincount(probs.argmax(1), minlength=10).double()
     share = counts / counts.sum()
     entropy = -(share[share > 0] * share[share > 0].log()).sum() / math.log(10)
     return {
         "confidence": float(probs.max(1).values.mean()),
         "share > 0.9": float((probs.max(1).values > 0.9).double().mean()),
-        "classes": float(entropy),
-        "FD": frechet_distance(feats, reference_feats),
+        "classes": float(entropy) + 0.0,  # no "-0.000"
+        "FD": frechet_distance(feats, reference_feats) if reference_feats is not None else float("nan"),
         "accuracy": float((probs.argmax(1) == labels).double().mean()) if labels is not None else float("nan"),
     }
 
@@ -134,13 +134,14 @@ def main() -> None:
 
     heldout, heldout_labels = mnist_digits("heldout")
     real, real_labels = mnist_digits("prior")
-    real, real_labels = real[: args.n], real_labels[: args.n]
+    chosen = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))[: args.n]  # all classes
+    real, real_labels = real[chosen], real_labels[chosen]
     _, heldout_feats = judged(heldout, probabilities, features)
     rows = {
         f"samples ({args.n}, {args.method} {args.steps} steps)": figures(*judged(samples, probabilities, features), heldout_feats),
         f"real 'prior' digits ({len(real)})": figures(*judged(real, probabilities, features), heldout_feats, real_labels),
-        f"real 'heldout' digits ({len(heldout)}, FD to itself)":
-            figures(*judged(heldout, probabilities, features), heldout_feats, heldout_labels),
+        f"real 'heldout' digits ({len(heldout)}, the FD reference)":
+            figures(*judged(heldout, probabilities, features), None, heldout_labels),
     }
     training = prior.metadata.get("training", {})
     print(f"prior: {args.checkpoint} ({training.get('steps', '?')} training steps); judge: {judge_name}")
