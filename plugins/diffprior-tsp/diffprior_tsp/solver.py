@@ -63,24 +63,31 @@ def prior_cities(checkpoint) -> int | None:
 
 
 def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cpu"):
-    """Load a tour-image prior; raise ConfigError if it was trained for another instance size."""
+    """Load a tour-image prior; raise ConfigError if it is not one, or if it was trained for
+    another instance size than ``cities``."""
     from diffprior_unet.checkpoints import load_prior
 
-    checkpoint = checkpoint or BUNDLED_PRIOR
-    if not Path(str(checkpoint)).with_suffix(".json").exists() and checkpoint == BUNDLED_PRIOR:
-        raise ConfigError(f"the bundled TSP prior {BUNDLED_PRIOR} is missing; train one (see recipes/tsp50.toml)")
+    if checkpoint is None:
+        if not BUNDLED_PRIOR.exists():
+            raise ConfigError(f"the bundled TSP prior {BUNDLED_PRIOR} is missing; train one (recipes/tsp50.toml)")
+        checkpoint = BUNDLED_PRIOR
+    name = Path(str(checkpoint)).name
     try:
         trained_for = prior_cities(checkpoint)
-        prior = load_prior(checkpoint, device)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
-    if cities is not None and trained_for is not None and trained_for != cities:
+    if trained_for is None:
         raise ConfigError(
-            f"the instances have {cities} cities but the prior {Path(str(checkpoint)).name} was trained on "
-            f"{trained_for}-city tours; train a prior for {cities} cities (recipes/tsp50.toml with "
-            f"`diffprior tsp data --cities {cities}`) and pass it with --checkpoint"
+            f"{name} is not marked as a tour-image prior (its .json has no 'tsp' entry); add "
+            '"tsp": {"cities": N} to its .json, or bundle it with `diffprior tsp install-prior CKPT --cities N`'
         )
-    return prior
+    if cities is not None and trained_for != cities:
+        raise ConfigError(
+            f"the instances have {cities} cities but the prior {name} was trained on {trained_for}-city tours; "
+            f"train a prior for {cities} cities (recipes/tsp50.toml on `diffprior tsp data --cities {cities}`) "
+            "and pass it with --checkpoint"
+        )
+    return load_prior(checkpoint, device)
 
 
 def mark_checkpoint(checkpoint, cities: int) -> Path:

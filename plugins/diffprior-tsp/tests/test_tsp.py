@@ -267,3 +267,18 @@ def test_variable_conformance(diffprior_conformance):
     prior = default_prior((1, 64, 64))
     # one instance shared by every sample (restarts), as the kit compares rows with samples alone
     diffprior_conformance.check_variable(TspEdges(prior, random_instances(1, 8, seed=18)), prior=prior, batch=3)
+
+
+def test_unmarked_checkpoints_are_refused(tiny_prior, tmp_path):
+    import json
+    import shutil
+
+    plain = tmp_path / "plain.safetensors"
+    shutil.copyfile(tiny_prior, plain)
+    meta = json.loads(tiny_prior.with_suffix(".json").read_text())
+    meta.pop("tsp")
+    plain.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="not marked as a tour-image prior"):
+        load_tsp_prior(plain, cities=6)
+    with pytest.raises(ConfigError, match="not found"):
+        load_tsp_prior(tmp_path / "missing.safetensors", cities=6)
