@@ -39,7 +39,7 @@ class ConfigError(ValueError):
 class PluginConfig(BaseModel):
     """Base of every registrable config: a literal ``type`` tag and forbidden extra keys."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
     kind: ClassVar[str] = ""
     type: str
 
