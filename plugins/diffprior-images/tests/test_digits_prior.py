@@ -31,7 +31,7 @@ def test_class_constraint_with_the_digits_prior_convinces_the_judge(digits_prior
     torch.set_num_threads(1)
     # the short CPU recipe of benchmarks/digits.py (docs/tutorials/digits.md)
     config = load_config(_example("digits-class.toml"), ["optimizer.steps=200", "optimizer.lr=0.02", 'gradient="sds"',
-                                                          "terms.0.weight={linear=[0.05,0.0]}"])
+                                                          "terms.0.weight={linear=[0.1,0.0]}"])
     result = run(config, seeds=range(8), progress=False)
     assert Judge().accuracy(result.x, 3) >= 0.75
 
