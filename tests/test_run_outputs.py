@@ -65,3 +65,12 @@ def test_schema_includes_installed_types(capsys):
     schema = json.loads(capsys.readouterr().out)
     text = json.dumps(schema)
     assert "gaussian" in text and "match" in text and "schedule:cosine-linear" in schema["$defs"]
+
+
+def test_minimal_config_uses_every_default(tmp_path):
+    cfg = tmp_path / "minimal.toml"
+    cfg.write_text('[prior]\ntype = "gaussian"\nshape = [2]\n\n[optimizer]\nsteps = 2\n')
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
+    resolved = (out / "config.resolved.toml").read_text()
+    assert "[optimizer.lr]" in resolved and "cosine-linear" in resolved

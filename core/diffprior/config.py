@@ -215,7 +215,7 @@ class BuildContext:
 
 # --------------------------------------------------------------------------- the run config
 class OptimizerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_default=True)
     type: Literal["adam", "adamax", "sgd"] = "adam"
     lr: ScheduleValue = 0.01
     steps: int = Field(1000, gt=0)
