@@ -91,7 +91,7 @@ def write_run(out: Path, config, result, prior, *, elapsed: float | None = None)
     files["tensors"] = out / "samples.safetensors"
     save_file(tensors, str(files["tensors"]))
     grid = out / "samples.png"
-    if save_grid(result.x, grid, prior.data_range, scale=2 if result.x.shape[-1] <= 64 else 1):
+    if save_grid(result.x, grid, prior.data_range, scale=max(1, 128 // result.x.shape[-1])):
         files["grid"] = grid
     metrics = {
         "seeds": result.seeds,
