@@ -10,9 +10,9 @@ from diffprior import ConfigError
 from diffprior.cli import main
 from diffprior_tsp.decode import (edge_scores, greedy_edge_tours, nearest_neighbour_tours, reference_two_opt,
                                   two_opt)
-from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, parse_line, random_instances,
+from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, random_instances,
                                      read_instances, solve_reference, tour_lengths, write_instances)
-from diffprior_tsp.raster import EdgeImages, city_pixels, render_tours
+from diffprior_tsp.raster import city_pixels, render_tours
 from diffprior_tsp.solver import PriorSettings, decode_heatmaps, load_tsp_prior, mark_checkpoint, optimise_heatmaps
 from diffprior_tsp.variable import TspEdges
 

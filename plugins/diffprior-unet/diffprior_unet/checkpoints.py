@@ -91,7 +91,6 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """(UNet in eval mode, float32, on ``device``; metadata dict) from a bundled name or a path."""
-    import torch
     from safetensors.torch import load_file
 
     from .config import UNetArchitecture
