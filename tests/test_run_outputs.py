@@ -74,3 +74,20 @@ def test_minimal_config_uses_every_default(tmp_path):
     assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 0
     resolved = (out / "config.resolved.toml").read_text()
     assert "[optimizer.lr]" in resolved and "cosine-linear" in resolved
+
+
+def test_a_numerical_failure_keeps_the_steps_before_it(tmp_path, capsys):
+    cfg = tmp_path / "explode.toml"
+    # a huge learning rate throws the parameters to ~1e20 at step 0; and the losses overflow a step or two later
+    cfg.write_text(
+        '[prior]\ntype = "gaussian"\nshape = [4]\n\n[[terms]]\ntype = "match"\ntarget = 1.0\nnoise = 1.0\n'
+        '\n[optimizer]\ntype = "sgd"\nlr = 1e20\nsteps = 50\n'
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(cfg), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "not finite at step" in err and "partial results" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and metrics["steps_done"] >= 1
+    assert "Traceback" not in err
+    assert torch.isfinite(load_file(str(out / "samples.safetensors"))["params"]).all()

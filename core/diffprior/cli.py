@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:  # NonFiniteError: its message says what to change
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if os.environ.get("DIFFPRIOR_DEBUG"):
             raise

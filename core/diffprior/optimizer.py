@@ -22,7 +22,11 @@ from .schedules import Constant, CosineLinear, Schedule
 
 
 class NonFiniteError(FloatingPointError):
-    """A loss or the parameters became NaN/inf; the message names the term, step and samples."""
+    """A loss or the gradient became NaN/inf; the message names the term, step and samples.
+
+    ``partial`` holds the :class:`Result` of the steps before it (set by :func:`optimize`)."""
+
+    partial: "Result | None" = None
 
 
 def as_schedule(value: float | Schedule) -> Schedule:
@@ -250,17 +254,24 @@ def optimize(
         step = steps
     except KeyboardInterrupt:
         interrupted = True
+    except NonFiniteError as exc:
+        # the parameters are still those of the last finite step: hand them over with the error
+        exc.partial = _result(prior, variable, terms, params, seeds, history, t_history, step, True, o, gens, False)
+        raise
     finally:
         if bar is not None:
             bar.close()
+    return _result(prior, variable, terms, params, seeds, history, t_history, step, interrupted, o, gens, progress)
 
+
+def _result(prior, variable, terms, params, seeds, history, t_history, step, interrupted, o, gens, progress) -> Result:
     with torch.no_grad():
         x_opt = variable.to_x(params.detach(), 1.0)
         x = x_opt
         if o.denoise_from and not interrupted:
             x = prior.denoise(x_opt, o.denoise_from, o.denoise_steps, o.denoise_method, generators=gens, progress=progress)
-        metrics = final_metrics(variable, terms, x)
-    stack = lambda seq: torch.stack(seq) if seq else torch.zeros(0, B)
+        metrics = {} if interrupted and step == 0 else _safe_metrics(variable, terms, x)
+    stack = lambda seq: torch.stack(seq) if seq else torch.zeros(0, len(seeds))
     return Result(
         x=x.detach(),
         x_optimized=x_opt.detach(),
@@ -272,6 +283,13 @@ def optimize(
         steps_done=step,
         interrupted=interrupted,
     )
+
+
+def _safe_metrics(variable, terms, x) -> dict[str, torch.Tensor]:
+    try:
+        return final_metrics(variable, terms, x)
+    except Exception:  # a partial result is still worth writing without its metrics
+        return {}
 
 
 def final_metrics(variable, terms: Sequence[WeightedTerm], x: torch.Tensor) -> dict[str, torch.Tensor]:

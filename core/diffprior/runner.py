@@ -72,11 +72,17 @@ def run(config, out_dir: Path | None = None, *, seeds=None, device: str | None =
 
     prior, variable, terms, options = build(config, device=device)
     seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(config.batch)]
-    start = time.perf_counter()
-    result = optimize(prior, variable, terms, seeds, options, progress=progress)
-    elapsed = time.perf_counter() - start
-    if out_dir is not None:
-        from .outputs import write_run
+    from .optimizer import NonFiniteError
+    from .outputs import write_run
 
-        write_run(Path(out_dir), config, result, prior, elapsed=elapsed)
+    start = time.perf_counter()
+    try:
+        result = optimize(prior, variable, terms, seeds, options, progress=progress)
+    except NonFiniteError as exc:
+        if out_dir is not None and exc.partial is not None:  # keep what was done before the failure
+            write_run(Path(out_dir), config, exc.partial, prior, elapsed=time.perf_counter() - start)
+            exc.args = (f"{exc.args[0]}\npartial results of the {exc.partial.steps_done} steps before it: {out_dir}/",)
+        raise
+    if out_dir is not None:
+        write_run(Path(out_dir), config, result, prior, elapsed=time.perf_counter() - start)
     return result
