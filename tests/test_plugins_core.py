@@ -133,8 +133,15 @@ def test_disabled_plugin_is_not_loaded(offset_plugin, monkeypatch):
     monkeypatch.setenv("DIFFPRIOR_DISABLE_PLUGINS", "throwaway-offset")
     registry = plugins.load(plugins.PluginSettings.from_env())
     assert "offset" not in registry.terms and "match" in registry.terms
+    assert "throwaway-offset" in registry.disabled
     monkeypatch.setenv("DIFFPRIOR_DISABLE_PLUGINS", "third-party")
     assert "offset" not in plugins.load(plugins.PluginSettings.from_env()).terms
+
+
+def test_plugins_lists_disabled_distributions(offset_plugin, capsys):
+    assert main(["--disable-plugin", "throwaway-offset", "plugins"]) == 0
+    assert "throwaway-offset (disabled: not loaded)" in capsys.readouterr().out
+    plugins.configure(None)
 
 
 def test_duplicate_name_names_both_distributions(offset_plugin):

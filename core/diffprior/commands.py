@@ -107,8 +107,11 @@ def _plugins(args) -> int:
 
     registry = get_registry()
     infos = sorted(registry.plugins.values(), key=lambda i: (not i.first_party, i.distribution))
+    disabled = sorted(registry.disabled)
     if args.json:
-        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        entries = [i.as_dict() for i in infos]
+        entries += [{"distribution": d, "loaded": False, "disabled": True} for d in disabled]
+        print(json.dumps(entries, indent=2))
         return 0
     for info in infos:
         status = "FAILED" if info.errors else "ok"
@@ -118,6 +121,8 @@ def _plugins(args) -> int:
             print(f"  {kind + 's':10} {', '.join(names)}")
         for err in info.errors:
             print(f"  error: {err}")
+    for dist in disabled:
+        print(f"{dist} (disabled: not loaded)")
     return 0
 
 

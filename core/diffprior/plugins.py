@@ -123,6 +123,7 @@ class Registry:
         self.settings = settings
         self.entries: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
         self.plugins: dict[str, PluginInfo] = {}
+        self.disabled: set[str] = set()  # installed but not loaded (DIFFPRIOR_PLUGINS / _DISABLE_PLUGINS)
         self.problems: list[str] = []
 
     # -- lookups -----------------------------------------------------------------------
@@ -278,6 +279,7 @@ def load(settings: PluginSettings) -> Registry:
             continue
         seen_eps.add(key)
         if not settings.allows(distribution):
+            registry.disabled.add(distribution)
             continue
         plugin_name = f"{distribution}:{ep.name}"
         try:
@@ -292,6 +294,8 @@ def load(settings: PluginSettings) -> Registry:
     for module, distribution in _extra_plugins:
         if settings.allows(distribution):
             add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}")
+        else:
+            registry.disabled.add(distribution)
 
     for kind in KINDS:
         hook = getattr(manager.hook, HOOK_OF_KIND[kind])
