@@ -56,11 +56,12 @@ class Prior(torch.nn.Module):
         generators: Sequence[torch.Generator] | None = None,
         clip: bool = True,
         progress: bool = False,
+        add_noise: bool = True,
     ) -> torch.Tensor:
-        """Noise clean ``x`` to ``from_t`` (if ``x`` is clean) and denoise it back to t = 0.
+        """Noise clean ``x`` to ``from_t`` and denoise it back to t = 0.
 
-        ``x`` is treated as x_{from_t} if ``from_t == T - 1`` (pure noise is the input when
-        sampling); otherwise it is first noised to ``from_t``. ``method``: ``ddpm``
+        With ``add_noise=False`` ``x`` is taken as x_{from_t} already (sampling starts from
+        pure noise at t = T - 1 this way). ``method``: ``ddpm``
         (ancestral, the η = 1 case) or ``ddim`` (deterministic, η = 0). ``steps`` evenly
         spaced timesteps are used (default: every one).
         """
@@ -71,7 +72,7 @@ class Prior(torch.nn.Module):
         gens = generators or [torch.Generator().manual_seed(i) for i in range(x.shape[0])]
         eta = 1.0 if method == "ddpm" else 0.0
         ts = torch.linspace(from_t, 0, steps + 1).round().long().unique_consecutive().tolist()
-        if from_t < self.T - 1:
+        if add_noise:
             t0 = torch.full((x.shape[0],), from_t, dtype=torch.long, device=x.device)
             x = self.q_sample(x, t0, per_sample_randn(gens, self.shape, x))
         lo, hi = self.data_range
@@ -112,7 +113,7 @@ class Prior(torch.nn.Module):
         seeds = list(seeds) if seeds is not None else list(range(n))
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         x = per_sample_randn(gens, self.shape, torch.empty(0, device=self.device))
-        return self.denoise(x, self.T - 1, steps=steps, method=method, generators=gens, progress=progress)
+        return self.denoise(x, self.T - 1, steps=steps, method=method, generators=gens, progress=progress, add_noise=False)
 
 
 class GaussianPrior(Prior):
