@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 from diffprior.plugins import get_registry
 
@@ -18,6 +19,7 @@ COMMON_TERM_FIELDS = {"type", "name", "weight", "clip"}
 def _annotation(field) -> str:
     text = str(field.annotation).replace("typing.", "").replace("NoneType", "None")
     text = text.replace("<class '", "").replace("'>", "").replace("pathlib.", "")
+    text = re.sub(r"Annotated\[([\w.]+), .*?\)\]", r"\1", text)  # validators are not part of the type
     return text if len(text) < 60 else text[:57] + "..."
 
 

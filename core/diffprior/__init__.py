@@ -37,6 +37,7 @@ _LAZY = {
     "ConfigError": "diffprior.config",
     "load_config": "diffprior.config",
     "resolve_path": "diffprior.config",
+    "ExistingPath": "diffprior.config",
     "hookimpl": "diffprior.hookspecs",
     "Command": "diffprior.commands",
     "UsageError": "diffprior.commands",

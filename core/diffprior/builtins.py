@@ -12,7 +12,7 @@ from typing import ClassVar, Literal, Optional, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .commands import CORE_COMMANDS
-from .config import ConfigError, PriorConfig, TermConfig, VariableConfig, resolve_path
+from .config import ConfigError, ExistingPath, PriorConfig, TermConfig, VariableConfig, resolve_path
 from .hookspecs import hookimpl
 from .schedules import BUILTIN_SCHEDULES
 
@@ -28,14 +28,9 @@ class GaussianPriorConfig(PriorConfig):
     shape: Optional[list[int]] = Field(None, description="sample shape, e.g. [1, 8, 8]")
     mean: Union[float, list[float]] = 0.0
     var: Union[float, list[float]] = 1.0
-    checkpoint: Optional[Path] = Field(None, description="safetensors file with 'mean' and 'var'")
+    checkpoint: Optional[ExistingPath] = Field(None, description="safetensors file with 'mean' and 'var'")
     noise_schedule: Literal["linear", "cosine"] = "linear"
     T: int = Field(1000, gt=1)
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _exists(cls, value, info: ValidationInfo):
-        return None if value is None else resolve_path(value, info)
 
     @model_validator(mode="after")
     def _shape_or_checkpoint(self):
@@ -112,18 +107,13 @@ class MatchConfig(TermConfig):
     default_weight: ClassVar = 1.0
     default_clip: ClassVar = "none"
     target: Union[float, Path] = 0.0
-    mask: Optional[Path] = None
+    mask: Optional[ExistingPath] = None
     noise: float = Field(0.1, gt=0)
 
     @field_validator("target")
     @classmethod
     def _target_file(cls, value, info: ValidationInfo):
         return resolve_path(value, info) if isinstance(value, Path) or isinstance(value, str) else value
-
-    @field_validator("mask")
-    @classmethod
-    def _mask_file(cls, value, info: ValidationInfo):
-        return None if value is None else resolve_path(value, info)
 
     def build(self, ctx):
         import torch

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -168,6 +169,10 @@ def resolve_path(value: Any, info: ValidationInfo, *, must_exist: bool = True) -
     return path
 
 
+ExistingPath = Annotated[Path, AfterValidator(resolve_path)]
+"""A file that must exist, relative to the config file's folder: ``Optional[ExistingPath]``."""
+
+
 class PriorConfig(PluginConfig):
     kind: ClassVar[str] = "prior"
 
@@ -237,12 +242,7 @@ class InitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: Literal["variable", "noise", "zeros", "file"] = "variable"
     scale: float = Field(1.0, ge=0.0, description="standard deviation for 'noise'")
-    path: Optional[Path] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
-
-    @field_validator("path")
-    @classmethod
-    def _exists(cls, value, info: ValidationInfo):
-        return None if value is None else resolve_path(value, info)
+    path: Optional[ExistingPath] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
 
     @model_validator(mode="after")
     def _file_needs_path(self):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from diffprior.commands import Command
-from diffprior.config import TermConfig, resolve_path
+from diffprior.config import ExistingPath, TermConfig, resolve_path
 from diffprior.data import SPLITS
 from diffprior.hookspecs import hookimpl
 
@@ -129,7 +129,7 @@ class ClassifierConfig(TermConfig):
     default_clip: ClassVar = "none"
     model: Optional[str] = Field(None, description="a named network, e.g. 'digits'")
     timm: Optional[str] = Field(None, description="a timm architecture name (with checkpoint and num_classes)")
-    checkpoint: Optional[Path] = Field(None, description="local weights for the timm model (.safetensors, .pt, .pth)")
+    checkpoint: Optional[ExistingPath] = Field(None, description="local weights for the timm model (.safetensors, .pt, .pth)")
     num_classes: Optional[int] = Field(None, gt=0, description="outputs of the timm model")
     in_chans: Optional[int] = Field(None, gt=0, description="input channels of the timm model (default 3)")
     target: Optional[int] = Field(None, ge=0, description="single-label: the class to reach")
@@ -139,11 +139,6 @@ class ClassifierConfig(TermConfig):
     mean: Optional[list[float]] = None
     std: Optional[list[float]] = None
     augment: Optional[AugmentConfig] = None
-
-    @field_validator("checkpoint")
-    @classmethod
-    def _checkpoint_exists(cls, value, info: ValidationInfo):
-        return None if value is None else resolve_path(value, info)
 
     @model_validator(mode="after")
     def _consistent(self):
