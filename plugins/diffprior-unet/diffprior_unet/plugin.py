@@ -42,7 +42,7 @@ class UNetPriorConfig(PriorConfig):
 def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, help="training recipe (TOML/YAML/JSON), e.g. plugins/diffprior-unet/recipes/digits.toml")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/train-<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/state.safetensors")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key, e.g. --set train.steps=200")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -2,9 +2,12 @@
 
 L_simple (Ho et al.): MSE between ε and ε_θ(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t), t uniform. AdamW with a
 linear warm-up, gradient clipping, EMA weights (the EMA is what is exported as the prior),
-bf16 autocast on CUDA. Every ``checkpoint_every`` steps (and at the end) it writes
-``state.pt`` (everything ``resume`` needs), the EMA prior ``NAME.safetensors`` + ``NAME.json``
-and a grid of EMA samples ``samples/step-NNNNNN.png``.
+bf16 autocast where the device runs it natively (CUDA, and CPUs whose oneDNN has bf16 kernels,
+e.g. AVX512-BF16/AMX: 1.6-2.3x faster here). Every ``checkpoint_every`` steps (and at the end) it
+writes ``state.safetensors`` (everything ``resume`` needs: weights, EMA, optimiser moments and
+the random-generator state as tensors, the rest as JSON metadata; no pickle), the EMA prior
+``NAME.safetensors`` + ``NAME.json`` and a grid of EMA samples ``samples/step-NNNNNN.png``.
+The JSON records the budget spent over all sessions (steps, images seen, seconds).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class DataConfig(BaseModel):
     value_range: Optional[tuple[float, float]] = Field(None, description="raw range mapped to [-1, 1]")
     hflip: bool = Field(False, description="random horizontal flips")
     vflip: bool = Field(False, description="random vertical flips")
+    transpose: bool = Field(False, description="random transposes (swap height and width); with both flips: "
+                                               "all 8 symmetries of the square")
 
     @field_validator("path")
     @classmethod
@@ -71,7 +76,8 @@ class OptimConfig(BaseModel):
     max_minutes: Optional[float] = Field(None, gt=0, description="stop (and save) after this wall time")
     sample_count: int = Field(16, ge=0, description="samples in each checkpoint's grid (0: none)")
     sample_steps: int = Field(50, gt=0, description="DDIM steps for the checkpoint grids")
-    mixed_precision: Literal["auto", "bf16", "none"] = Field("auto", description="auto: bf16 autocast on CUDA only")
+    mixed_precision: Literal["auto", "bf16", "none"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA and on CPUs with native bf16 kernels; none: fp32")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads")
     save_dtype: Literal["float16", "float32"] = "float16"
@@ -132,7 +138,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     from .prior import UNetPrior
 
     out = Path(out_dir)
-    state_path = out / "state.pt"
+    state_path = out / STATE_FILE
     opt_cfg = config.train
     if opt_cfg.threads:
         torch.set_num_threads(opt_cfg.threads)
@@ -147,40 +153,48 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
     batches = torch.Generator().manual_seed(config.seed)  # data order, t and ε: resumable
     step = 0
+    budget = {"steps": 0, "images_seen": 0, "seconds": 0.0, "sessions": 0}
     if resume:
         if not state_path.exists():
             raise ConfigError(f"--resume: no training state at {state_path}; run without --resume to start")
-        state = torch.load(state_path, map_location=device, weights_only=False)
-        if state["config"]["model"] != config.model.model_dump() or state["config"]["noise"] != config.noise.model_dump():
+        tensors, meta = read_state(state_path)
+        if meta["config"]["model"] != config.model.model_dump() or meta["config"]["noise"] != config.noise.model_dump():
             raise ConfigError(f"--resume: {state_path} was trained with another model or noise schedule than this config")
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        batches.set_state(state["generator"])
-        step = int(state["step"])
+        model.load_state_dict(_prefixed(tensors, "model."))
+        ema.load_state_dict(_prefixed(tensors, "ema."))
+        optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"], device))
+        batches.set_state(tensors["generator"])
+        step = int(meta["step"])
+        budget = meta.get("budget", budget)
         log(f"resuming {config.name} at step {step} from {state_path}")
-    elif state_path.exists():
-        raise ConfigError(f"{out} already holds a training run ({state_path}); pass --resume or choose another --out")
+    elif state_path.exists() or (out / "state.pt").exists():
+        raise ConfigError(f"{out} already holds a training run; pass --resume or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "samples").mkdir(exist_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"training {config.name}: {n_params / 1e6:.2f}M parameters, {len(images)} images "
         f"{list(images.shape[1:])}, device {device}, {opt_cfg.steps} steps of {opt_cfg.batch_size}")
+    use_bf16 = opt_cfg.mixed_precision == "bf16" or (opt_cfg.mixed_precision == "auto" and native_bf16(device))
+    log(f"precision: {'bf16 autocast' if use_bf16 else 'fp32'} (train.mixed_precision = {opt_cfg.mixed_precision!r})")
 
-    use_bf16 = opt_cfg.mixed_precision == "bf16" or (opt_cfg.mixed_precision == "auto" and device.startswith("cuda"))
     autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16)
     images = images.to(device)
     shape = images.shape[1:]
 
+    session_start_step = step
+
     def export(step_now: int, elapsed: float, losses: list[float]) -> Path:
+        done = step_now - session_start_step
+        total = {"steps": step_now, "images_seen": budget["images_seen"] + done * opt_cfg.batch_size,
+                 "seconds": round(budget["seconds"] + elapsed, 1), "sessions": budget["sessions"] + 1}
         info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr, "ema_decay": opt_cfg.ema_decay,
                 "images": len(images), "data": config.data.model_dump(mode="json"), "seed": config.seed,
                 "seconds_this_session": round(elapsed, 1), "device": device,
+                "precision": "bf16-autocast" if use_bf16 else "fp32", "budget": total,
                 "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
         path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
-        torch.save({"step": step_now, "model": model.state_dict(), "ema": ema.state_dict(),
-                    "optimizer": optimizer.state_dict(), "generator": batches.get_state(),
-                    "config": config.model_dump(mode="json")}, state_path)
+        write_state(state_path, model, ema, optimizer, batches,
+                    {"step": step_now, "config": config.model_dump(mode="json"), "budget": total})
         if opt_cfg.sample_count:
             prior = UNetPrior(ema, noise)
             x = prior.sample(opt_cfg.sample_count, steps=opt_cfg.sample_steps, method="ddim")
@@ -203,12 +217,16 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
             t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
             eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
             x0 = images[idx]
-            if config.data.hflip or config.data.vflip:
-                flips = torch.rand(opt_cfg.batch_size, 2, generator=batches).to(device) < 0.5
+            if config.data.hflip or config.data.vflip or config.data.transpose:
+                # drawn only when some augmentation is on, so older recipes resume with the same stream
+                flips = torch.rand(opt_cfg.batch_size, 3 if config.data.transpose else 2,
+                                   generator=batches).to(device) < 0.5
                 if config.data.hflip:
                     x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
                 if config.data.vflip:
                     x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
+                if config.data.transpose:
+                    x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
             a = alphas_cumprod[t].view(-1, 1, 1, 1)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
             for group in optimizer.param_groups:  # linear warm-up
@@ -253,3 +271,69 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
         path = export(step, time.perf_counter() - start, losses)
     log(f"saved the EMA prior {path} (+ .json), samples in {out / 'samples'}")
     return path
+
+
+# ------------------------------------------------------------------------------ training state
+STATE_FILE = "state.safetensors"
+
+
+def native_bf16(device: str) -> bool:
+    """Whether bf16 autocast runs on native kernels here (CUDA, or a CPU whose oneDNN has bf16)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # builds without oneDNN
+        return False
+
+
+def write_state(path: Path, model, ema, optimizer, generator, meta: dict) -> None:
+    """Everything ``--resume`` needs as one safetensors file (tensors + JSON metadata), written
+    atomically (temp file + rename) so a crash mid-write keeps the previous state."""
+    import json
+
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.state_dict().items()})
+    opt = optimizer.state_dict()
+    for index, slots in opt["state"].items():
+        for name, value in slots.items():
+            tensors[f"optimizer.{index}.{name}"] = value.detach().reshape(value.shape).contiguous()
+    tensors["generator"] = generator.get_state()
+    meta = dict(meta, optimizer=opt["param_groups"])
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp), metadata={"diffprior-train-state": json.dumps(meta)})
+    tmp.replace(path)
+
+
+def read_state(path: Path) -> tuple[dict, dict]:
+    """(tensors, metadata) of a state file; ConfigError naming the file if it is not one."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from diffprior import ConfigError
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["diffprior-train-state"])
+        return load_file(str(path)), meta
+    except Exception as exc:  # a truncated, foreign or hand-edited file: say which and why
+        raise ConfigError(f"not a diffprior training state ({type(exc).__name__}: {exc}); "
+                          "start a new run without --resume", source=str(path)) from None
+
+
+def _prefixed(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _optimizer_state(tensors: dict, param_groups: list, device: str) -> dict:
+    state: dict = {}
+    for key, value in _prefixed(tensors, "optimizer.").items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value.to(device) if name != "step" else value
+    return {"state": state, "param_groups": param_groups}

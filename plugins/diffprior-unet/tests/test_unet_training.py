@@ -78,3 +78,36 @@ def test_recipes_in_the_repo_are_valid():
     for name in ("digits.toml", "digits-gpu.toml"):
         config = load_train_config(recipes / name)
         assert config.name == "digits" and config.model.image_size == 32
+
+
+def test_training_state_is_safetensors_and_a_planted_pickle_never_runs(tmp_path):
+    """--resume reads only state.safetensors; a pickle planted as state.pt (the old format) or
+    as state.safetensors is refused without executing anything."""
+    import pickle
+
+    config = _config(tmp_path, steps=2, sample_count=0)
+    train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    state = tmp_path / "run" / "state.safetensors"
+    assert state.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then a JSON header
+    assert not (tmp_path / "run" / "state.pt").exists()
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    state.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ConfigError, match="not a diffprior training state") as err:
+        train(config, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    assert str(state) in str(err.value) and not marker.exists()
+
+
+def test_training_state_records_the_budget_over_sessions(tmp_path):
+    config = _config(tmp_path, steps=4, sample_count=0)
+    half = config.model_copy(update={"train": config.train.model_copy(update={"steps": 2})})
+    train(half, tmp_path / "run", progress=False, log=lambda *_: None)
+    path = train(config, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    budget = load_prior(path).metadata["training"]["budget"]
+    assert budget["steps"] == 4 and budget["images_seen"] == 4 * 16 and budget["sessions"] == 2
+    assert budget["seconds"] > 0
