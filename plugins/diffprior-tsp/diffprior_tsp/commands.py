@@ -79,26 +79,40 @@ def _solve(args) -> int:
 # ------------------------------------------------------------------------------ eval
 def _configure_eval(p):
     _add_prior_options(p)
+    p.add_argument("--samples", type=_positive, default=1,
+                   help="K: optimise K heat-maps per instance (seeds seed + i + k·10⁶) and keep the shortest tour")
+    p.add_argument("--restarts", type=_positive, default=8,
+                   help="R: perturbed-heat-map restarts (greedy + 2-opt, best of R) on the uniform and the prior's heat-map")
+    p.add_argument("--sigma", type=float, default=0.3, help="log-normal noise on edge scores for the restarts")
+    p.add_argument("--no-matched-time", action="store_true",
+                   help="skip the uniform-restarts baseline given the prior's wall time")
     p.add_argument("--pictures", type=Path, default=None, help="also draw the first few instances into this folder")
     p.add_argument("--pictures-count", type=_positive, default=4)
-    p.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    p.add_argument("--json", type=Path, default=None, help="also write the table (and per-instance gaps) as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="also draw gap against seconds per instance (PNG)")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
     p.add_argument("--baselines-only", action="store_true", help="skip the prior (the baselines are fast on any set)")
 
 
-def _timed(fn, *args):
+def _timed(fn, *args, **kwargs):
     start = time.perf_counter()
-    value = fn(*args)
+    value = fn(*args, **kwargs)
     return value, time.perf_counter() - start
+
+
+SAMPLE_SEED_STRIDE = 10**6  # sample k of instance i uses seed + i + k·stride: independent of the batch
 
 
 def _eval(args) -> int:
     import numpy as np
 
+    from .evaluation import best_of, paired_bootstrap, perturbed_restarts, plot_gap_against_time
     from .instances import read_instances, tour_lengths
     from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
                          uniform_heatmap_tours, with_two_opt)
 
+    if args.sigma < 0 or not np.isfinite(args.sigma):
+        raise UsageError(f"--sigma must be a finite number >= 0, got {args.sigma}")
     if args.baselines_only:
         instances = read_instances(args.instances, args.limit)
     else:
@@ -106,19 +120,45 @@ def _eval(args) -> int:
     if instances.tours is None:
         raise UsageError(f"{args.instances}: eval needs reference tours ('output ...' on every line) to compute gaps")
     coords, M = instances.coords, len(instances)
-    optimal = float(tour_lengths(coords, instances.tours).sum())
+    reference = tour_lengths(coords, instances.tours)
     rows: list[tuple[str, np.ndarray, float]] = []
+    R, sigma = args.restarts, args.sigma
 
     if not args.baselines_only:
-        solution = optimise_heatmaps(prior, coords, _settings(args), progress=not args.quiet)
-        greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
-        rows.append(("diffprior, greedy decoding", greedy, solution.seconds + t_greedy))
-        improved, t_opt = _timed(with_two_opt, coords, greedy)
-        rows.append(("diffprior, greedy + 2-opt", improved, solution.seconds + t_greedy + t_opt))
+        greedy_runs, improved_runs, restart_runs, seconds = [], [], [], 0.0
+        for k in range(args.samples):
+            settings = _settings(args)
+            settings.seed = args.seed + k * SAMPLE_SEED_STRIDE
+            solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)
+            if k == 0:
+                first_solution = solution
+            greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
+            improved, t_opt = _timed(with_two_opt, coords, greedy)
+            restarted, t_rest = _timed(perturbed_restarts, coords, solution.adjacency, R, sigma, seed=settings.seed)
+            greedy_runs.append(greedy)
+            improved_runs.append(improved)
+            restart_runs.append(restarted)
+            seconds += solution.seconds
+            t_greedy_all = t_greedy
+        label = "diffprior" + (f", best of {args.samples} samples" if args.samples > 1 else "")
+        greedy, improved = best_of(coords, greedy_runs), best_of(coords, improved_runs)
+        rows.append((f"{label}, greedy", greedy, seconds + t_greedy_all * args.samples))
+        rows.append((f"{label}, greedy + 2-opt", improved, seconds + (t_greedy_all + t_opt) * args.samples))
+        rows.append((f"{label}, {R * args.samples} restarts (σ {sigma}) + 2-opt", best_of(coords, restart_runs),
+                     seconds + t_rest * args.samples))
+        prior_seconds = seconds + (t_greedy_all + t_opt) * args.samples
     uniform, t_uni = _timed(uniform_heatmap_tours, coords)
-    rows.append(("uniform heat-map, greedy (no prior)", uniform, t_uni))
+    rows.append(("uniform heat-map, greedy", uniform, t_uni))
     uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
     rows.append(("uniform heat-map, greedy + 2-opt", uniform2, t_uni + t_uni2))
+    restarts, t_r = _timed(perturbed_restarts, coords, None, R * args.samples, sigma, seed=args.seed)
+    rows.append((f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt", restarts, t_r))
+    matched = None
+    if not args.baselines_only and not args.no_matched_time:
+        per_restart = t_r / (M * R * args.samples)
+        matched = int(min(4096, max(1, round(prior_seconds / (M * per_restart)))))
+        tours, t_m = _timed(perturbed_restarts, coords, None, matched, sigma, seed=args.seed)
+        rows.append((f"uniform heat-map, {matched} restarts (matched time) + 2-opt", tours, t_m))
     nn, t_nn = _timed(nearest_neighbour, coords)
     nn2, t_nn2 = _timed(with_two_opt, coords, nn)
     rows.append(("nearest neighbour + 2-opt", nn2, t_nn + t_nn2))
@@ -126,32 +166,59 @@ def _eval(args) -> int:
         lkh, t_lkh = _timed(lkh_tours, coords)
         rows.append(("elkai (LKH, 1 run)", lkh, t_lkh))
 
-    table = []
+    table, gaps = [], {}
     for name, tours, seconds in rows:
         lengths = tour_lengths(coords, tours)
+        gaps[name] = 100 * (lengths / reference - 1)
         table.append({"method": name, "mean_length": float(lengths.mean()),
-                      "gap_percent": 100 * (float(lengths.sum()) / optimal - 1), "seconds_per_instance": seconds / M})
+                      "gap_percent": 100 * (float(lengths.sum()) / float(reference.sum()) - 1),
+                      "seconds_per_instance": seconds / M})
+    comparisons = []
+    if not args.baselines_only:
+        names = [r[0] for r in rows]
+        pairs = [(names[0], "uniform heat-map, greedy"), (names[1], "uniform heat-map, greedy + 2-opt"),
+                 (names[2], f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt")]
+        if matched is not None:
+            pairs.append((names[1], f"uniform heat-map, {matched} restarts (matched time) + 2-opt"))
+        for a, b in pairs:
+            mean, low, high = paired_bootstrap(gaps[a], gaps[b], seed=args.seed)
+            wins = int((gaps[a] < gaps[b] - 1e-9).sum())
+            losses = int((gaps[a] > gaps[b] + 1e-9).sum())
+            comparisons.append({"method": a, "baseline": b, "gap_difference": mean, "low": low, "high": high,
+                                "wins": wins, "losses": losses})
     s = _settings(args)
-    print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {optimal / M:.5f}")
+    print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {float(reference.mean()):.5f}")
     if not args.baselines_only:
         print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
-              f"batch {s.batch_size}, device {args.device}")
+              f"batch {s.batch_size}, samples {args.samples}, device {args.device}")
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
         print(f"{r['method']:<{width}}  {r['mean_length']:>11.4f}  {r['gap_percent']:>7.2f}%  {r['seconds_per_instance']:>12.4f}")
+    if comparisons:
+        print("paired differences of gap (percentage points; negative: the prior is better), 95% bootstrap interval:")
+        for c in comparisons:
+            verdict = "better" if c["high"] < 0 else "worse" if c["low"] > 0 else "not distinguishable"
+            print(f"  {c['method']}  vs  {c['baseline']}: {c['gap_difference']:+.3f} "
+                  f"[{c['low']:+.3f}, {c['high']:+.3f}]  wins {c['wins']} / losses {c['losses']}  ({verdict})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"instances": M, "cities": instances.size, "settings": vars(s),
-                                         "reference_mean": optimal / M, "rows": table}, indent=2) + "\n")
+        args.json.write_text(json.dumps({
+            "instances": M, "cities": instances.size, "settings": vars(s), "samples": args.samples,
+            "restarts": R, "sigma": sigma, "reference_mean": float(reference.mean()), "rows": table,
+            "comparisons": comparisons, "first_seed": args.seed,
+            "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
+    if args.plot:
+        path = plot_gap_against_time(table, args.plot, f"TSP-{instances.size}, {M} instances of {args.instances.name}")
+        print(f"gap against time → {path}")
     if args.pictures and not args.baselines_only:
         from .pictures import draw_solution
 
         args.pictures.mkdir(parents=True, exist_ok=True)
         for i in range(min(args.pictures_count, M)):
             path = args.pictures / f"instance-{i:04d}.png"
-            draw_solution(path, coords[i], solution.adjacency[i], solution.images[i, 0], improved[i], instances.tours[i],
-                          title=f"instance {i}")
+            draw_solution(path, coords[i], first_solution.adjacency[i], first_solution.images[i, 0], improved[i],
+                          instances.tours[i], title=f"instance {i}")
         print(f"pictures → {args.pictures}/")
     return 0
 
