@@ -106,7 +106,8 @@ SAMPLE_SEED_STRIDE = 10**6  # sample k of instance i uses seed + i + k·stride: 
 def _eval(args) -> int:
     import numpy as np
 
-    from .evaluation import best_of, paired_bootstrap, perturbed_restarts, plot_gap_against_time
+    from .evaluation import (best_of, is_single_cycle, paired_bootstrap, perturbed_restarts, plot_gap_against_time,
+                             shared_edges)
     from .instances import read_instances, tour_lengths
     from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
                          uniform_heatmap_tours, with_two_opt)
@@ -173,8 +174,11 @@ def _eval(args) -> int:
         table.append({"method": name, "mean_length": float(lengths.mean()),
                       "gap_percent": 100 * (float(lengths.sum()) / float(reference.sum()) - 1),
                       "seconds_per_instance": seconds / M})
-    comparisons = []
+    comparisons, heatmap = [], {}
     if not args.baselines_only:
+        heatmap = {"single_cycle_share": float(is_single_cycle(first_solution.adjacency).mean()),
+                   "greedy_shared_edges": float(shared_edges(rows[0][1], instances.tours).mean()),
+                   "uniform_greedy_shared_edges": float(shared_edges(uniform, instances.tours).mean())}
         names = [r[0] for r in rows]
         pairs = [(names[0], "uniform heat-map, greedy"), (names[1], "uniform heat-map, greedy + 2-opt"),
                  (names[2], f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt")]
@@ -195,6 +199,10 @@ def _eval(args) -> int:
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
         print(f"{r['method']:<{width}}  {r['mean_length']:>11.4f}  {r['gap_percent']:>7.2f}%  {r['seconds_per_instance']:>12.4f}")
+    if heatmap:
+        print(f"heat-maps that are a tour (top-2 neighbours form one cycle): {100 * heatmap['single_cycle_share']:.1f}%; "
+              f"greedy tours' edges shared with the reference: {100 * heatmap['greedy_shared_edges']:.1f}% "
+              f"(uniform heat-map: {100 * heatmap['uniform_greedy_shared_edges']:.1f}%)")
     if comparisons:
         print("paired differences of gap (percentage points; negative: the prior is better), 95% bootstrap interval:")
         for c in comparisons:
@@ -206,7 +214,7 @@ def _eval(args) -> int:
         args.json.write_text(json.dumps({
             "instances": M, "cities": instances.size, "settings": vars(s), "samples": args.samples,
             "restarts": R, "sigma": sigma, "reference_mean": float(reference.mean()), "rows": table,
-            "comparisons": comparisons, "first_seed": args.seed,
+            "comparisons": comparisons, "heatmap": heatmap, "first_seed": args.seed,
             "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
     if args.plot:
         path = plot_gap_against_time(table, args.plot, f"TSP-{instances.size}, {M} instances of {args.instances.name}")

@@ -99,3 +99,36 @@ def plot_gap_against_time(rows: list[dict], path: Path, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def is_single_cycle(adjacency: np.ndarray) -> np.ndarray:
+    """Per instance: do the two strongest neighbours of every city in A + Aᵀ form one cycle
+    through all cities? True means the heat-map *is* a tour, before any decoding heuristic."""
+    A = np.asarray(adjacency, dtype=np.float64)
+    M, n = A.shape[:2]
+    sym = A + A.transpose(0, 2, 1)
+    sym[:, np.arange(n), np.arange(n)] = -np.inf
+    top2 = np.argsort(-sym, axis=2, kind="stable")[:, :, :2]  # [M, n, 2]
+    result = np.zeros(M, dtype=bool)
+    for b in range(M):
+        nbrs = [set(map(int, top2[b, i])) for i in range(n)]
+        if any(i not in nbrs[j] for i in range(n) for j in nbrs[i]):
+            continue  # not mutual: some city is chosen by a neighbour it does not choose back
+        prev, city, seen = -1, 0, 1
+        while True:
+            nxt = next(c for c in nbrs[city] if c != prev)
+            if nxt == 0:
+                break
+            prev, city, seen = city, nxt, seen + 1
+        result[b] = seen == n
+    return result
+
+
+def shared_edges(tours: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per instance, the share of a tour's edges that the reference tour also has."""
+    shares = []
+    for tour, ref in zip(np.asarray(tours), np.asarray(reference)):
+        edges = {frozenset(e) for e in zip(tour.tolist(), np.roll(tour, -1).tolist())}
+        ref_edges = {frozenset(e) for e in zip(ref.tolist(), np.roll(ref, -1).tolist())}
+        shares.append(len(edges & ref_edges) / len(ref_edges))
+    return np.asarray(shares)

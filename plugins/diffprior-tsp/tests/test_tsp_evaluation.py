@@ -98,3 +98,20 @@ def test_eval_numbers_match_tours_computed_independently(tmp_path, capsys):
     assert rows["uniform heat-map, 4 restarts (σ 0.3) + 2-opt"]["mean_length"] == pytest.approx(restarts.mean())
     assert rows["elkai (LKH, 1 run)"]["gap_percent"] < 1.0
     assert plot.stat().st_size > 0
+
+
+def test_single_cycle_detects_heatmaps_that_are_tours():
+    from diffprior_tsp.evaluation import is_single_cycle, shared_edges
+
+    n = 8
+    tour = np.array([0, 3, 1, 6, 2, 7, 5, 4])
+    A = np.full((n, n), 0.01)
+    A[tour, np.roll(tour, -1)] = 1.0
+    two_loops = np.full((n, n), 0.01)
+    for loop in ([0, 1, 2, 3], [4, 5, 6, 7]):
+        two_loops[loop, np.roll(loop, -1)] = 1.0
+    np.testing.assert_array_equal(is_single_cycle(np.stack([A, two_loops, np.full((n, n), 0.1)])),
+                                  [True, False, False])
+    assert shared_edges(tour[None], tour[None])[0] == 1.0
+    assert shared_edges(np.roll(tour[::-1], 3)[None], tour[None])[0] == 1.0  # same cycle, other start/direction
+    assert shared_edges(np.arange(n)[None], tour[None])[0] < 1.0
