@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from diffprior import NoiseSchedule, Pixels, Prior, RunOptions, Term, WeightedTerm, optimize
+from diffprior import NoiseSchedule, Options, Pixels, Prior, Term, WeightedTerm, optimize
 from diffprior.schedules import CosineLinear
 
 
@@ -55,7 +55,7 @@ class Symmetry(Term):
 
 
 def library_run(prior, batch, steps, gradient):
-    options = RunOptions(steps=steps, lr=0.01, timesteps=CosineLinear(), gradient=gradient)
+    options = Options(optimizer={"steps": steps, "lr": 0.01}, timesteps=CosineLinear(), gradient=gradient)
     terms = [WeightedTerm("symmetry", Symmetry(None, None), 0.01)]
     start = time.perf_counter()
     optimize(prior, Pixels(prior), terms, list(range(batch)), options)

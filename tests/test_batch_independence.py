@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffprior import GaussianPrior, NoiseSchedule, Pixels, RunOptions, WeightedTerm, optimize
+from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
 from diffprior.config import ClipPolicy
 from diffprior.schedules import Constant, CosineLinear, Linear
 from diffprior.terms import MaskedQuadratic
@@ -21,14 +21,12 @@ def test_batch_equals_separate_runs(clip, gradient):
     term = MaskedQuadratic(_Cfg(), None, torch.full(shape, 0.5), torch.ones(shape))
     policy = {"none": ClipPolicy(), "relative": ClipPolicy(mode="relative", value=Constant(value=0.5)),
               "max_norm": ClipPolicy(mode="max_norm", value=Constant(value=0.05))}[clip]
-    options = RunOptions(
-        steps=60,
-        lr=0.05,
+    options = Options(
+        optimizer={"steps": 60, "lr": 0.05},
         timesteps=CosineLinear(high=999, jitter=50),  # per-sample jittered timesteps
         gradient=gradient,
         noise_samples=2,
-        denoise_from=100,
-        denoise_steps=10,
+        denoise={"from_t": 100, "steps": 10},
     )
     terms = [WeightedTerm("match", term, Linear(start=0.01, end=0.0, jitter=0.001), policy)]
     seeds = [11, 3, 42, 7]
@@ -45,7 +43,7 @@ def test_batch_equals_separate_runs(clip, gradient):
 def test_position_in_batch_does_not_matter():
     shape = (3,)
     prior = GaussianPrior(torch.zeros(shape), torch.ones(shape), NoiseSchedule.linear(1000))
-    options = RunOptions(steps=30, lr=0.1)
+    options = Options(optimizer={"steps": 30, "lr": 0.1})
     a = optimize(prior, Pixels(prior), [], [5, 9], options)
     b = optimize(prior, Pixels(prior), [], [9, 5], options)
     torch.testing.assert_close(a.x[0], b.x[1])

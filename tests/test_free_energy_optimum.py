@@ -13,7 +13,7 @@ b = λ M / s². The stationary point is the weighted mean η* = (a μ + b y) / (
 import pytest
 import torch
 
-from diffprior import GaussianPrior, NoiseSchedule, Pixels, RunOptions, WeightedTerm, optimize
+from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
 from diffprior.schedules import Constant, Exponential
 from diffprior.terms import MaskedQuadratic
 from diffprior.config import ClipPolicy
@@ -56,14 +56,13 @@ def test_optimizer_lands_on_closed_form_optimum(gradient, clip):
     weight = 2 * (k**2 if gradient == "full" else k) * ab / 16 * term.noise**2
     expected = closed_form(prior, term, t, weight, prior_weight, gradient)
     policy = ClipPolicy(mode="relative", value=Constant(value=100.0)) if clip == "relative" else ClipPolicy()
-    options = RunOptions(
-        steps=2000,
-        lr=Exponential(start=0.05, end=1e-5),
+    options = Options(
+        optimizer={"steps": 2000, "lr": Exponential(start=0.05, end=1e-5)},
         timesteps=Constant(value=t),
         prior_weight=prior_weight,
         gradient=gradient,
         noise_samples=64,
-        init="zeros",
+        init={"type": "zeros"},
     )
     result = optimize(prior, Pixels(prior, clip_terms=False), [WeightedTerm("match", term, weight, policy)], [0, 1], options)
     err = (result.x - expected).abs()

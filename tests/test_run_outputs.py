@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffprior import GaussianPrior, NoiseSchedule, NonFiniteError, Pixels, RunOptions, Term, WeightedTerm, optimize
+from diffprior import GaussianPrior, NoiseSchedule, NonFiniteError, Options, Pixels, Term, WeightedTerm, optimize
 from diffprior.cli import main
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
@@ -38,7 +38,7 @@ class _Exploding(Term):
 def test_nan_guard_names_the_term_and_step():
     prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
     with pytest.raises(NonFiniteError, match=r"term 'explode' is not finite at step 0 \(samples \[0, 1\]\)"):
-        optimize(prior, Pixels(prior), [WeightedTerm("explode", _Exploding(None, None))], [0, 1], RunOptions(steps=5))
+        optimize(prior, Pixels(prior), [WeightedTerm("explode", _Exploding(None, None))], [0, 1], Options(optimizer={"steps": 5}))
 
 
 def test_interrupt_keeps_partial_results():
@@ -48,7 +48,7 @@ def test_interrupt_keeps_partial_results():
         if state.step == 7:
             raise KeyboardInterrupt
 
-    result = optimize(prior, Pixels(prior), [], [0], RunOptions(steps=50), callbacks=[stop_at_7])
+    result = optimize(prior, Pixels(prior), [], [0], Options(optimizer={"steps": 50}), callbacks=[stop_at_7])
     assert result.interrupted and result.steps_done == 7 and result.losses["prior"].shape == (8, 1)
     assert torch.isfinite(result.x).all()
 

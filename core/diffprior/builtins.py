@@ -12,7 +12,8 @@ from typing import ClassVar, Literal, Optional, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .commands import CORE_COMMANDS
-from .config import ConfigError, ExistingPath, PriorConfig, TermConfig, VariableConfig, resolve_path
+from .bases import ExistingPath, PriorConfig, TermConfig, VariableConfig, resolve_path
+from .errors import ConfigError
 from .hookspecs import hookimpl
 from .schedules import BUILTIN_SCHEDULES
 

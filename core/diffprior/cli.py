@@ -54,8 +54,7 @@ def _pre_parse(argv: list[str]):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from . import plugins
-    from .commands import UsageError
-    from .config import ConfigError
+    from .errors import ConfigError, UsageError
 
     settings, rest = _pre_parse(argv)
     plugins.configure(settings)

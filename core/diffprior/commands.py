@@ -1,29 +1,19 @@
-"""CLI commands. A :class:`Command` is registered through the ``register_commands`` hook;
-the core's own (run, validate, schema, plugins) are registered the same way.
+"""The core's own CLI commands (run, validate, schema, plugins, new-plugin), registered
+through the ``register_commands`` hook like any plugin's.
 
-``configure(parser)`` adds arguments; ``run(args)`` returns an exit code. Both must import
-heavy libraries lazily so ``diffprior --help`` stays fast.
+Plugins import :class:`Command` and :class:`UsageError` from :mod:`diffprior.command` (they
+are re-exported here for plugins written against 0.1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from .command import Command, UsageError
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-class UsageError(ValueError):
-    """Bad input on the command line: exit code 2, no traceback."""
+__all__ = ["CORE_COMMANDS", "Command", "UsageError"]
 
 
 # ------------------------------------------------------------------------------ run
@@ -38,21 +28,15 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _overrides(args) -> list[str]:
-    extra = list(args.overrides)
-    if getattr(args, "seed", None) is not None:
-        extra.append(f"seed={args.seed}")
-    if getattr(args, "batch", None) is not None:
-        extra.append(f"batch={args.batch}")
-    if getattr(args, "device", None) is not None:
-        extra.append(f"device={json.dumps(args.device)}")
-    return extra
+def _updates(args) -> dict:
+    """--seed/--batch/--device as typed values for the run options (unset flags: None)."""
+    return {key: getattr(args, key, None) for key in ("seed", "batch", "device")}
 
 
 def _run(args) -> int:
-    from .config import load_config
+    from .config_files import load_config
 
-    config = load_config(args.config, _overrides(args))
+    config = load_config(args.config, args.overrides, updates=_updates(args))
     out = args.out or Path("runs") / args.config.stem
     from . import runner
 
@@ -72,7 +56,7 @@ def _configure_validate(p):
 
 
 def _validate(args) -> int:
-    from .config import load_config
+    from .config_files import load_config
 
     config = load_config(args.config, args.overrides)
     terms = ", ".join(t.type for t in config.terms) or "no terms"
@@ -86,7 +70,7 @@ def _configure_schema(p):
 
 
 def _schema(args) -> int:
-    from .config import json_schema
+    from .run_config import json_schema
 
     text = json.dumps(json_schema(), indent=2)
     if args.out:

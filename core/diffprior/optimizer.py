@@ -16,67 +16,28 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .config import ClipPolicy
+from .clipping import ClipPolicy
+from .errors import NonFiniteError
+from .options import OptimizerConfig, Options
 from .rng import generators, per_sample_randn, per_sample_uniform
-from .schedules import Constant, CosineLinear, Schedule
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or the gradient became NaN/inf; the message names the term, step and samples.
-
-    ``partial`` holds the :class:`Result` of the steps before it (set by :func:`optimize`)."""
-
-    partial: "Result | None" = None
-
-
-def as_schedule(value: float | Schedule) -> Schedule:
-    return value if isinstance(value, Schedule) else Constant(value=float(value))
+from .schedules import Schedule, as_schedule
 
 
 @dataclass
 class WeightedTerm:
-    """A term with its weight schedule λ(s) and clip policy, under a display name."""
+    """A term with its weight schedule λ(s) and clip policy, under a display name.
+
+    ``weight`` may be a number or a :class:`Schedule`; ``clip`` a :class:`ClipPolicy` or
+    its short form (``"none"``, ``{"max_norm": 0.1}``, ``{"relative": 0.1}``)."""
 
     name: str
     term: Any
     weight: Schedule | float = 1.0
-    clip: ClipPolicy = field(default_factory=ClipPolicy)
+    clip: ClipPolicy | str | dict = "none"
 
     def __post_init__(self):
         self.weight = as_schedule(self.weight)
-        if isinstance(self.clip, dict) or isinstance(self.clip, str):
-            self.clip = ClipPolicy.model_validate(ClipPolicy.parse(self.clip))
-        if self.clip.value is not None:
-            self.clip.value = as_schedule(self.clip.value)
-
-
-@dataclass
-class RunOptions:
-    steps: int = 1000
-    optimizer: str = "adam"
-    lr: Schedule | float = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    timesteps: Schedule | float = field(default_factory=CosineLinear)
-    prior_weight: Schedule | float = 1.0
-    gradient: str = "full"
-    noise_samples: int = 1
-    init: str = "variable"  # variable | noise | zeros | tensor
-    init_scale: float = 1.0
-    init_tensor: torch.Tensor | None = None
-    denoise_from: int | None = None
-    denoise_steps: int | None = None
-    denoise_method: str = "ddpm"
-
-    def __post_init__(self):
-        if self.gradient not in ("full", "sds"):
-            raise ValueError(f"gradient must be 'full' or 'sds', got {self.gradient!r}")
-        if self.steps <= 0:
-            raise ValueError("steps must be positive")
-        self.lr = as_schedule(self.lr)
-        self.timesteps = as_schedule(self.timesteps)
-        self.prior_weight = as_schedule(self.prior_weight)
+        self.clip = ClipPolicy.of(self.clip)
 
 
 @dataclass
@@ -105,15 +66,13 @@ class Result:
     interrupted: bool = False
 
 
-def _make_optimizer(name: str, params: list[torch.Tensor], o: RunOptions) -> torch.optim.Optimizer:
+def _make_optimizer(params: list[torch.Tensor], o: OptimizerConfig) -> torch.optim.Optimizer:
     lr0 = o.lr(0.0, 0, o.steps)
-    if name == "adam":
+    if o.type == "adam":
         return torch.optim.Adam(params, lr=lr0, betas=o.betas, weight_decay=o.weight_decay)
-    if name == "adamax":
+    if o.type == "adamax":
         return torch.optim.Adamax(params, lr=lr0, betas=o.betas, weight_decay=o.weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr0, momentum=o.momentum, weight_decay=o.weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}: use 'adam', 'adamax' or 'sgd'")
+    return torch.optim.SGD(params, lr=lr0, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
 def _per_sample(schedule: Schedule, step: int, steps: int, gens, device) -> torch.Tensor:
@@ -121,10 +80,6 @@ def _per_sample(schedule: Schedule, step: int, steps: int, gens, device) -> torc
     if schedule.jitter:
         value = value + per_sample_uniform(gens, -schedule.jitter, schedule.jitter)
     return value.to(device)
-
-
-def _norms(g: torch.Tensor) -> torch.Tensor:
-    return g.flatten(1).norm(dim=1)
 
 
 def _check_finite(name: str, value: torch.Tensor, step: int, hint: str) -> None:
@@ -168,31 +123,41 @@ class FreeEnergy:
 def optimize(
     prior,
     variable,
-    terms: Sequence[WeightedTerm],
-    seeds: Sequence[int],
-    options: RunOptions | None = None,
+    terms: Sequence[WeightedTerm] = (),
+    seeds: Sequence[int] | None = None,
+    options: Options | None = None,
     *,
+    init_params: torch.Tensor | None = None,
     callbacks: Sequence[Callable[[StepState], None]] = (),
     progress: bool = False,
 ) -> Result:
-    """Minimise the free energy for ``len(seeds)`` independent problems at once."""
-    o = options or RunOptions()
-    seeds = [int(s) for s in seeds]
+    """Minimise the free energy for ``len(seeds)`` independent problems at once.
+
+    ``options`` is the run's :class:`Options` (a run config is one); ``seeds`` default to
+    ``options.seeds()`` (``seed + i`` for each of ``batch`` samples). ``init_params`` (a
+    tensor [B, *param_shape] or [*param_shape]) replaces ``options.init`` when given."""
+    o = options if options is not None else Options()
+    if not isinstance(o, Options):
+        raise TypeError(f"options must be a diffprior.Options (or a run config), got {type(o).__name__}")
+    seeds = [int(s) for s in (seeds if seeds is not None else o.seeds())]
     gens = generators(seeds)
     device = prior.device
-    B, steps, T = len(seeds), o.steps, prior.T
+    B, steps, T = len(seeds), o.optimizer.steps, prior.T
     prior.eval()
     for p in prior.parameters():
         p.requires_grad_(False)
 
-    params = _initial_params(variable, gens, device, o, B).requires_grad_(True)
-    opt = _make_optimizer(o.optimizer, [params], o)
+    params = _initial_params(variable, gens, device, o, B, init_params).requires_grad_(True)
+    opt = _make_optimizer([params], o.optimizer)
     energy = FreeEnergy(prior, o.gradient, o.noise_samples)
+    clippers = [wt.clip.clipper() for wt in terms]  # fresh per-term, per-sample clip state
     fused = not any(wt.clip.needs_own_gradient for wt in terms)
-    ema: dict[int, torch.Tensor] = {}
-    history: dict[str, list[torch.Tensor]] = {"prior": []} | {wt.name: [] for wt in terms}
-    t_history: list[torch.Tensor] = []
+    history = _History({"prior": []} | {wt.name: [] for wt in terms})
     interrupted, step = False, 0
+
+    def result(steps_done: int, interrupted: bool, show_progress: bool) -> Result:
+        return _result(prior, variable, terms, params, seeds, history, o, gens,
+                       steps_done=steps_done, interrupted=interrupted, progress=show_progress)
 
     bar = None
     if progress:
@@ -202,7 +167,7 @@ def optimize(
     try:
         for step in range(steps):
             s = step / steps
-            lr = o.lr(s, step, steps)
+            lr = o.optimizer.lr(s, step, steps)
             for group in opt.param_groups:
                 group["lr"] = lr
             t = _per_sample(o.timesteps, step, steps, gens, device).round().clamp(1, T - 1).long()
@@ -232,18 +197,18 @@ def optimize(
                 if total.requires_grad:
                     total.backward()
             else:
-                params.grad = _clipped_gradient(params, prior_objective, term_losses, terms, ema, s, step, steps)
+                params.grad = _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps)
             if params.grad is not None:
                 _check_finite("the gradient", params.grad, step, "lower the learning rate or a term's weight")
             opt.step()
 
             prior_loss = prior_loss.detach()
-            history["prior"].append(prior_loss.cpu())
+            history.losses["prior"].append(prior_loss.cpu())
             for wt, loss in zip(terms, term_losses):
-                history[wt.name].append(loss.detach().cpu())
-            t_history.append(t.cpu())
+                history.losses[wt.name].append(loss.detach().cpu())
+            history.timesteps.append(t.cpu())
             if callbacks:
-                state = StepState(step, steps, t, x.detach(), {k: v[-1] for k, v in history.items()})
+                state = StepState(step, steps, t, x.detach(), {k: v[-1] for k, v in history.losses.items()})
                 for cb in callbacks:
                     cb(state)
             if bar is not None:
@@ -256,31 +221,41 @@ def optimize(
         interrupted = True
     except NonFiniteError as exc:
         # the parameters are still those of the last finite step: hand them over with the error
-        exc.partial = _result(prior, variable, terms, params, seeds, history, t_history, step, True, o, gens, False)
+        exc.partial = result(step, True, False)
         raise
     finally:
         if bar is not None:
             bar.close()
-    return _result(prior, variable, terms, params, seeds, history, t_history, step, interrupted, o, gens, progress)
+    return result(step, interrupted, progress)
 
 
-def _result(prior, variable, terms, params, seeds, history, t_history, step, interrupted, o, gens, progress) -> Result:
+@dataclass
+class _History:
+    """Per-step losses by name and timesteps, each entry of shape [B]."""
+
+    losses: dict[str, list[torch.Tensor]]
+    timesteps: list[torch.Tensor] = field(default_factory=list)
+
+
+def _result(prior, variable, terms, params, seeds, history: _History, o: Options, gens, *,
+            steps_done: int, interrupted: bool, progress: bool) -> Result:
     with torch.no_grad():
         x_opt = variable.to_x(params.detach(), 1.0)
         x = x_opt
-        if o.denoise_from and not interrupted:
-            x = prior.denoise(x_opt, o.denoise_from, o.denoise_steps, o.denoise_method, generators=gens, progress=progress)
-        metrics = {} if interrupted and step == 0 else _safe_metrics(variable, terms, x)
+        if o.denoise is not None and not interrupted:
+            d = o.denoise
+            x = prior.denoise(x_opt, d.from_t, d.steps, d.method, generators=gens, progress=progress)
+        metrics = {} if interrupted and steps_done == 0 else _safe_metrics(variable, terms, x)
     stack = lambda seq: torch.stack(seq) if seq else torch.zeros(0, len(seeds))
     return Result(
         x=x.detach(),
         x_optimized=x_opt.detach(),
         params=params.detach(),
         seeds=seeds,
-        losses={k: stack(v) for k, v in history.items()},
-        timesteps=stack(t_history),
+        losses={k: stack(v) for k, v in history.losses.items()},
+        timesteps=stack(history.timesteps),
         metrics=metrics,
-        steps_done=step,
+        steps_done=steps_done,
         interrupted=interrupted,
     )
 
@@ -302,49 +277,89 @@ def final_metrics(variable, terms: Sequence[WeightedTerm], x: torch.Tensor) -> d
     return metrics
 
 
-def _initial_params(variable, gens, device, o: RunOptions, B: int) -> torch.Tensor:
+def load_init_file(path) -> torch.Tensor:
+    """The 'params' (or 'x') tensor of a safetensors file: the start of ``init.type = "file"``."""
+    from safetensors.torch import load_file
+
+    from .errors import ConfigError
+
+    tensors = load_file(str(path))
+    key = "params" if "params" in tensors else "x" if "x" in tensors else None
+    if key is None:
+        raise ConfigError(f"init.path: {path} has neither a 'params' nor an 'x' tensor")
+    return tensors[key]
+
+
+def _initial_params(variable, gens, device, o: Options, B: int, init_params=None) -> torch.Tensor:
     shape = tuple(variable.param_shape)
-    if o.init == "variable":
-        params = variable.init(gens, device)
-    elif o.init == "noise":
-        params = o.init_scale * per_sample_randn(gens, shape, torch.empty(0, device=device))
-    elif o.init == "zeros":
-        params = torch.zeros(B, *shape, device=device)
-    elif o.init == "tensor":
-        params = torch.as_tensor(o.init_tensor, dtype=torch.float32, device=device)
+    init = o.init
+    if init_params is not None or init.type == "file":
+        given = init_params if init_params is not None else load_init_file(init.path)
+        params = torch.as_tensor(given, dtype=torch.float32, device=device)
         if params.shape == shape:
             params = params.expand(B, *shape)
         if tuple(params.shape) != (B, *shape):
             raise ValueError(f"initial parameters have shape {tuple(params.shape)}; expected {(B, *shape)} or {shape}")
-    else:
-        raise ValueError(f"unknown init {o.init!r}: use 'variable', 'noise', 'zeros' or 'tensor'")
+    elif init.type == "variable":
+        params = variable.init(gens, device)
+    elif init.type == "noise":
+        params = init.scale * per_sample_randn(gens, shape, torch.empty(0, device=device))
+    else:  # zeros
+        params = torch.zeros(B, *shape, device=device)
     return params.detach().clone().float()
 
 
-def _clipped_gradient(params, prior_objective, term_losses, terms, ema, s, step, steps) -> torch.Tensor:
-    """Per-term gradients, each clipped per sample; only used when a clip policy needs them."""
+def _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps) -> torch.Tensor:
+    """Per-term gradients, each clipped per sample by its term's clipper; only used when a
+    clip policy needs them."""
     n = len(term_losses)
     if prior_objective.requires_grad:
         (g_prior,) = torch.autograd.grad(prior_objective.sum(), params, retain_graph=n > 0)
     else:
         g_prior = torch.zeros_like(params)
-    prior_norm = _norms(g_prior)
+    prior_norm = g_prior.flatten(1).norm(dim=1)
     total = g_prior.clone()
-    for k, (wt, loss) in enumerate(zip(terms, term_losses)):
+    for k, (clip, loss) in enumerate(zip(clippers, term_losses)):
         if not loss.requires_grad:
             continue
         (g,) = torch.autograd.grad(loss.sum(), params, retain_graph=k < n - 1, allow_unused=True)
         if g is None:
             continue
-        policy = wt.clip
-        if policy.mode != "none":
-            if policy.mode == "max_norm":
-                limit = torch.full_like(prior_norm, policy.value(s, step, steps))
-            else:  # relative to an EMA of the prior-gradient norm, per sample
-                prev = ema.get(k)
-                ema[k] = prior_norm if prev is None else policy.ema * prev + (1 - policy.ema) * prior_norm
-                limit = policy.value(s, step, steps) * ema[k]
-            factor = (limit / _norms(g).clamp_min(1e-12)).clamp(max=1.0)
-            g = g * factor.view(-1, *([1] * (g.ndim - 1)))
-        total = total + g
+        total = total + clip(g, prior_norm, s, step, steps)
     return total
+
+
+_LEGACY_OPTIMIZER_KEYS = {"steps": "steps", "optimizer": "type", "lr": "lr", "betas": "betas",
+                          "momentum": "momentum", "weight_decay": "weight_decay"}
+
+
+def RunOptions(**legacy: Any) -> Options:
+    """Deprecated since diffprior 0.2: build :class:`Options` instead (see docs/hooks.md).
+
+    Accepts the flat keywords of the 0.1 ``RunOptions`` dataclass (``steps``, ``lr``,
+    ``denoise_from``, ``init_scale``...) and returns the equivalent :class:`Options`."""
+    import warnings
+
+    warnings.warn("RunOptions(...) is deprecated: use diffprior.Options(optimizer={...}, ...)", DeprecationWarning,
+                  stacklevel=2)
+    data: dict[str, Any] = {"optimizer": {}}
+    for key, value in legacy.items():
+        if key in _LEGACY_OPTIMIZER_KEYS:
+            data["optimizer"][_LEGACY_OPTIMIZER_KEYS[key]] = value
+        elif key in ("timesteps", "prior_weight", "gradient", "noise_samples"):
+            data[key] = value
+        elif key == "init":
+            if value == "tensor":
+                raise ValueError("init='tensor' is now optimize(..., init_params=TENSOR)")
+            data.setdefault("init", {})["type"] = value
+        elif key == "init_scale":
+            data.setdefault("init", {})["scale"] = value
+        elif key in ("denoise_from", "denoise_steps", "denoise_method"):
+            if value is not None:
+                data.setdefault("denoise", {})[{"denoise_from": "from_t", "denoise_steps": "steps",
+                                                "denoise_method": "method"}[key]] = value
+        else:
+            raise TypeError(f"RunOptions() got an unexpected keyword argument {key!r}")
+    if "denoise" in data and "from_t" not in data["denoise"]:
+        del data["denoise"]
+    return Options.model_validate(data)

@@ -23,25 +23,38 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError, PluginWarning, unknown_name_message  # public in diffprior.errors
 
 ENTRY_POINT_GROUP = "diffprior"
 CORE_DISTRIBUTION = "diffprior"
-FIRST_PARTY = frozenset({"diffprior", "diffprior-unet", "diffprior-images", "diffprior-tsp"})
+# A distribution is first-party when its own metadata says so, with this entry point:
+#   [project.entry-points."diffprior.distribution"]
+#   first-party = "diffprior"
+FIRST_PARTY_GROUP, FIRST_PARTY_NAME = "diffprior.distribution", "first-party"
 KINDS = ("prior", "variable", "term", "schedule", "command")
 HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
 
 
-class PluginError(RuntimeError):
-    """A plugin could not be loaded or registered, raised in strict mode."""
+def declares_first_party(dist: "metadata.Distribution | None") -> bool:
+    """Whether a distribution's metadata marks it as part of diffprior (see FIRST_PARTY_GROUP)."""
+    if dist is None:
+        return False
+    if _normalise(dist.metadata["Name"] or "") == CORE_DISTRIBUTION:
+        return True
+    return any(ep.name == FIRST_PARTY_NAME and ep.value.strip() == CORE_DISTRIBUTION
+               for ep in dist.entry_points if ep.group == FIRST_PARTY_GROUP)
 
 
-class PluginWarning(UserWarning):
-    """A plugin could not be loaded or registered; everything else keeps working."""
+def _installed_first_party(distribution: str) -> bool:
+    try:
+        return declares_first_party(metadata.distribution(distribution))
+    except metadata.PackageNotFoundError:
+        return False
 
 
 @dataclass
@@ -60,10 +73,7 @@ class PluginInfo:
     hooks: set[str] = field(default_factory=set)
     registers: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-
-    @property
-    def first_party(self) -> bool:
-        return self.distribution in FIRST_PARTY
+    first_party: bool = False  # from the distribution's metadata
 
     def as_dict(self) -> dict:
         return {
@@ -105,13 +115,13 @@ class PluginSettings:
             disable=_split_env("DIFFPRIOR_DISABLE_PLUGINS") or set(),
         )
 
-    def allows(self, distribution: str) -> bool:
+    def allows(self, distribution: str, first_party: bool = False) -> bool:
         dist = _normalise(distribution)
         if dist == CORE_DISTRIBUTION:
             return True
         if dist in self.disable:
             return False
-        if "third-party" in self.disable and dist not in FIRST_PARTY:
+        if "third-party" in self.disable and not first_party:
             return False
         return self.only is None or dist in self.only
 
@@ -169,16 +179,6 @@ class Registry:
         if self.settings.strict:
             raise PluginError(full + "\n(strict plugin mode is on: DIFFPRIOR_STRICT_PLUGINS or --strict-plugins)")
         warnings.warn(full, PluginWarning, stacklevel=3)
-
-
-def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
-    import difflib
-
-    known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    listing = ", ".join(repr(k) for k in known) or "none installed"
-    return f"unknown {kind} type {name!r}{hint}; available: {listing}"
 
 
 def registered_name(kind: str, obj: Any) -> str:
@@ -250,8 +250,9 @@ def load(settings: PluginSettings) -> Registry:
     manager.add_hookspecs(hookspecs)
     dist_of_plugin: dict[str, str] = {}
 
-    def add(module: object, distribution: str, plugin_name: str) -> None:
-        info = registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution)))
+    def add(module: object, distribution: str, plugin_name: str, first_party: bool) -> None:
+        info = registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution),
+                                                                    first_party=first_party))
         info.modules.append(getattr(module, "__name__", plugin_name))
         try:
             manager.register(module, name=plugin_name)
@@ -278,22 +279,25 @@ def load(settings: PluginSettings) -> Registry:
         if key in seen_eps:  # editable installs can list an entry point twice
             continue
         seen_eps.add(key)
-        if not settings.allows(distribution):
+        first_party = declares_first_party(ep.dist)
+        if not settings.allows(distribution, first_party):
             registry.disabled.add(distribution)
             continue
         plugin_name = f"{distribution}:{ep.name}"
         try:
             module = ep.load()
         except Exception as exc:
-            registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution)))
+            registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution),
+                                                                 first_party=first_party))
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             registry.problem(distribution, f"failed to import entry point {ep.name} = {ep.value}: {last}")
             continue
-        add(module, distribution, plugin_name)
+        add(module, distribution, plugin_name, first_party)
 
     for module, distribution in _extra_plugins:
-        if settings.allows(distribution):
-            add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}")
+        first_party = _installed_first_party(distribution)
+        if settings.allows(distribution, first_party):
+            add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}", first_party)
         else:
             registry.disabled.add(distribution)
 

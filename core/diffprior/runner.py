@@ -1,11 +1,17 @@
-"""From a validated run config to a result and an output folder."""
+"""From a validated run config to a result and an output folder.
+
+The run config *is* the run's :class:`~diffprior.Options`: it goes to :func:`optimize`
+unchanged. ``build`` turns its prior, variable and terms into objects, handing each
+``build`` a :class:`BuildContext` with the device, batch, seeds and config folder.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from .config import BuildContext, ConfigError
+from .bases import BuildContext
+from .errors import ConfigError
 
 
 def _term_names(configs) -> list[str]:
@@ -19,62 +25,41 @@ def _term_names(configs) -> list[str]:
     return names
 
 
-def build(config, *, device: str | None = None):
-    """Build (prior, variable, weighted terms, options) from a run config."""
+def build(config, *, seeds=None, base_dir: Path | None = None):
+    """Build (prior, variable, weighted terms, options) from a run config.
+
+    ``options`` is ``config`` itself. ``seeds`` (default ``config.seeds()``) and
+    ``base_dir`` (default: the folder of the file the config was loaded from) go to every
+    ``build`` through the :class:`BuildContext`."""
     import torch
 
-    from .optimizer import RunOptions, WeightedTerm
+    from .optimizer import WeightedTerm
 
-    device = device or config.device
+    device = config.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {device!r} was asked for, but torch sees no CUDA device; use --device cpu")
-    ctx = BuildContext(device=device, steps=config.optimizer.steps)
+    seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
+    base_dir = base_dir if base_dir is not None else getattr(config, "base_dir", None)
+    ctx = BuildContext(device=device, steps=config.optimizer.steps, base_dir=base_dir, seeds=seeds)
     ctx.prior = config.prior.build(ctx)
     variable = config.variable.build(ctx)
     terms = [
         WeightedTerm(name, cfg.build(ctx), cfg.resolved_weight(), cfg.resolved_clip())
         for name, cfg in zip(_term_names(config.terms), config.terms)
     ]
-    opt = config.optimizer
-    init_tensor = None
-    if config.init.type == "file":
-        from safetensors.torch import load_file
-
-        tensors = load_file(str(config.init.path))
-        key = "params" if "params" in tensors else "x" if "x" in tensors else None
-        if key is None:
-            raise ConfigError(f"init.path: {config.init.path} has neither a 'params' nor an 'x' tensor")
-        init_tensor = tensors[key]
-    options = RunOptions(
-        steps=opt.steps,
-        optimizer=opt.type,
-        lr=opt.lr,
-        betas=opt.betas,
-        momentum=opt.momentum,
-        weight_decay=opt.weight_decay,
-        timesteps=config.timesteps,
-        prior_weight=config.prior_weight,
-        gradient=config.gradient,
-        noise_samples=config.noise_samples,
-        init="tensor" if init_tensor is not None else config.init.type,
-        init_scale=config.init.scale,
-        init_tensor=init_tensor,
-        denoise_from=config.denoise.from_t if config.denoise else None,
-        denoise_steps=config.denoise.steps if config.denoise else None,
-        denoise_method=config.denoise.method if config.denoise else "ddpm",
-    )
-    return ctx.prior, variable, terms, options
+    return ctx.prior, variable, terms, config
 
 
-def run(config, out_dir: Path | None = None, *, seeds=None, device: str | None = None, progress: bool = True):
-    """Run a config; write its outputs to ``out_dir`` when given. Returns the Result."""
+def run(config, out_dir: Path | None = None, *, seeds=None, progress: bool = True):
+    """Run a config; write its outputs to ``out_dir`` when given. Returns the Result.
+
+    ``seeds`` replaces the config's ``seed``/``batch`` (sample i gets ``seeds[i]``)."""
+    from .errors import NonFiniteError
     from .optimizer import optimize
-
-    prior, variable, terms, options = build(config, device=device)
-    seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(config.batch)]
-    from .optimizer import NonFiniteError
     from .outputs import write_run
 
+    seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
+    prior, variable, terms, options = build(config, seeds=seeds)
     start = time.perf_counter()
     try:
         result = optimize(prior, variable, terms, seeds, options, progress=progress)

@@ -7,11 +7,12 @@ a schedule. Pure Python: no torch.
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, WithJsonSchema, model_validator
 
-from .config import PluginConfig
+from .errors import unknown_name_message
+from .registrable import PluginConfig
 
 
 class Schedule(PluginConfig):
@@ -108,8 +109,7 @@ class CosineLinear(Schedule):
 
     With r = 1 - s (remaining fraction) and i the step index:
     value = low + (high - low) · (scale·r + amplitude·r·cos(i / period)).
-    Digits: high = 1000, amplitude = 0.25, period = 50. TSP: amplitude = 1/3.
-    Faces: low = 200, high = 1000, scale = 1/1.5, amplitude = 1/3, period = 10, jitter = 50.
+    The defaults are the paper's digits recipe; each plugin's recipes set their own.
     """
 
     type: Literal["cosine-linear"] = "cosine-linear"
@@ -125,3 +125,94 @@ class CosineLinear(Schedule):
 
 
 BUILTIN_SCHEDULES = (Constant, Linear, Cosine, Exponential, Piecewise, CosineLinear)
+BUILTIN_SCHEDULE_CLASSES: dict[str, type[Schedule]] = {cls.type_name(): cls for cls in BUILTIN_SCHEDULES}
+
+
+def as_schedule(value: "float | Schedule") -> Schedule:
+    """A schedule as it is, a number as a :class:`Constant`."""
+    return value if isinstance(value, Schedule) else Constant(value=float(value))
+
+
+# --------------------------------------------------------------------------- parsing
+def schedule_classes(registry=None) -> Mapping[str, type]:
+    """Schedule classes by name: the registry's when one is given, else the built-ins."""
+    if registry is None:
+        return BUILTIN_SCHEDULE_CLASSES
+    return {name: reg.obj for name, reg in registry.schedules.items()}
+
+
+def _registry_of(info: ValidationInfo | None):
+    return (info.context or {}).get("registry") if info is not None else None
+
+
+def parse_schedule(value: Any, info: ValidationInfo | None = None, *, registry=None) -> Any:
+    """A number, ``{type = "linear", start = 1, end = 0}``, or the short ``{linear = [1, 0]}``.
+
+    Built-in schedules resolve without plugin discovery. A name that is not built in is
+    looked up in ``registry`` (or the validation context's ``registry``); only when neither
+    is given are the installed plugins discovered.
+    """
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a schedule is a number or a table, not a boolean")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"a schedule value must be finite, got {value}")
+        return Constant(value=value)
+    if not isinstance(value, dict):
+        raise ValueError(
+            "a schedule is a number, a table with a 'type' key, or a short table like "
+            "{linear = [0.01, 0.0]}"
+        )
+    registry = registry if registry is not None else _registry_of(info)
+    data = dict(value)
+    names = set(data) - {"jitter"} if "type" not in data else {data["type"]}
+    classes = schedule_classes(registry)
+    if registry is None and not names <= set(classes):  # a plugin's schedule: discover plugins
+        from .plugins import get_registry
+
+        classes = schedule_classes(get_registry())
+    if "type" not in data:
+        named = [k for k in data if k in classes]
+        if len(named) != 1:
+            candidates = [k for k in data if k != "jitter"]
+            if len(candidates) == 1:
+                raise ValueError(unknown_name_message("schedule", candidates[0], classes))
+            raise ValueError("a schedule table needs a 'type' key, e.g. {type = 'linear', start = 1, end = 0}")
+        name = named[0]
+        args = data.pop(name)
+        fields = [f for f in classes[name].model_fields if f not in ("type", "jitter")]
+        if isinstance(args, dict):
+            data.update(args)
+        else:
+            args = list(args) if isinstance(args, (list, tuple)) else [args]
+            if len(args) > len(fields):
+                raise ValueError(f"schedule {name!r} takes at most {len(fields)} values ({', '.join(fields)})")
+            data.update(zip(fields, args))
+        data["type"] = name
+    name = data["type"]
+    if name not in classes:
+        raise ValueError(unknown_name_message("schedule", name, classes))
+    return classes[name].model_validate(data)
+
+
+def _validate_schedule(value: Any, info: ValidationInfo) -> Any:
+    return parse_schedule(value, info)
+
+
+_SCHEDULE_JSON_SCHEMA = {
+    "anyOf": [
+        {"type": "number"},
+        {"type": "object", "description": "a schedule: {type = NAME, ...} or {NAME = [args...]}"},
+    ],
+    "description": "A scalar or a schedule of progress s in [0, 1] (see `diffprior schema` $defs for schedule types).",
+}
+
+ScheduleValue = Annotated[
+    Any,
+    BeforeValidator(_validate_schedule),
+    PlainSerializer(lambda s: s.model_dump(mode="json"), return_type=dict),
+    WithJsonSchema(_SCHEDULE_JSON_SCHEMA),
+]
+"""A config field holding a number or a schedule; validated into a :class:`Schedule`."""

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConfigError
+
 
 class Term:
     """A constraint. :meth:`log_c` returns a [B] tensor: the per-sample score to maximise.
 
     Per-sample independence is part of the contract: sample i's score depends only on x[i].
     ``metrics(x)`` may add human-readable per-sample figures to ``metrics.json``.
+    ``config`` and ``ctx`` are what a config's ``build`` passes; a term written in Python
+    needs neither (``Bright()``).
     """
 
-    def __init__(self, config, ctx):
+    def __init__(self, config=None, ctx=None):
         self.config = config
         self.ctx = ctx
 
@@ -21,6 +25,17 @@ class Term:
 
     def metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {}
+
+
+def check_image_shape(shape_or_prior, term: str) -> tuple[int, int, int]:
+    """The [C, H, W] sample shape of an image prior; a ConfigError naming ``term`` otherwise.
+
+    Accepts a shape, a prior (``.shape``) or a BuildContext (``.prior.shape``)."""
+    value = getattr(shape_or_prior, "prior", shape_or_prior)
+    shape = tuple(getattr(value, "shape", value))
+    if len(shape) != 3:
+        raise ConfigError(f"terms: the {term} term needs an image prior (sample shape [C, H, W]); this prior's is {list(shape)}")
+    return shape
 
 
 class MaskedQuadratic(Term):

@@ -5,12 +5,11 @@ No torch here: configs are plain pydantic and the command imports what it needs 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
-from diffprior.config import VariableConfig, resolve_path
+from diffprior.bases import ExistingPath, VariableConfig
 from diffprior.hookspecs import hookimpl
 
 from .commands import TSP_COMMAND
@@ -25,19 +24,24 @@ class TspEdgesConfig(VariableConfig):
     """
 
     type: Literal["tsp-edges"] = "tsp-edges"
-    instances: Path = Field(..., description="instance file (relative to the config file)")
+    instances: ExistingPath = Field(..., description="instance file (relative to the config file)")
     start: int = Field(0, ge=0, description="index of the instance solved by sample 0")
     temperature: float = Field(0.1, gt=0, description="A = row-softmax(-temperature * L)")
 
-    @field_validator("instances")
-    @classmethod
-    def _exists(cls, value, info: ValidationInfo):
-        return resolve_path(value, info)
-
     def build(self, ctx):
-        from .variable import RunConfigTspEdges
+        from diffprior import ConfigError
 
-        return RunConfigTspEdges(ctx.prior, self.instances, self.start, self.temperature)
+        from .instances import read_instances
+        from .variable import TspEdges
+
+        instances = read_instances(self.instances)
+        stop = self.start + ctx.batch  # sample i solves instance start + i
+        if stop > len(instances):
+            raise ConfigError(
+                f"variable.instances: {self.instances} holds {len(instances)} instances; samples need "
+                f"instances {self.start}..{stop - 1} (lower batch or variable.start)"
+            )
+        return TspEdges(ctx.prior, instances.coords[self.start:stop], temperature=self.temperature)
 
 
 @hookimpl

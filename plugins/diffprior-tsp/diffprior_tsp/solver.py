@@ -46,6 +46,16 @@ class PriorSettings:
         if self.gradient not in ("full", "sds"):
             raise ConfigError(f"gradient must be 'full' or 'sds', got {self.gradient!r}")
 
+    def options(self, T: int):
+        """The run options of this recipe for a prior with T diffusion steps."""
+        from diffprior import Options
+
+        return Options(
+            optimizer={"type": "adam", "lr": self.lr, "betas": self.betas, "steps": self.steps},
+            timesteps={"type": "cosine-linear", "high": T, "low": 0, "amplitude": 1 / 3, "period": 50},
+            gradient=self.gradient,
+        )
+
 
 @dataclass
 class PriorSolution:
@@ -116,20 +126,12 @@ def install_prior(checkpoint: Path, cities: int, name: str = "tsp50") -> Path:
 def optimise_heatmaps(prior, coords: np.ndarray, settings: PriorSettings, progress: bool = True) -> PriorSolution:
     """Optimise the tsp-edges variable of every instance, ``settings.batch_size`` at a time."""
     import torch
-    from diffprior import RunOptions, optimize
-    from diffprior.schedules import CosineLinear
+    from diffprior import optimize
     from tqdm.auto import tqdm
 
     from .variable import TspEdges
 
-    options = RunOptions(
-        steps=settings.steps,
-        optimizer="adam",
-        lr=settings.lr,
-        betas=settings.betas,
-        timesteps=CosineLinear(high=prior.T, low=0, amplitude=1 / 3, period=50),
-        gradient=settings.gradient,
-    )
+    options = settings.options(prior.T)
     adjacency, images = [], []
     start = time.perf_counter()
     starts = range(0, len(coords), settings.batch_size)

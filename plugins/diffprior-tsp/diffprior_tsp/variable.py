@@ -22,8 +22,7 @@ class TspEdges(Variable):
     """Edge logits [B, N, N] of a batch of instances (each sample has its own cities, or all
     samples share the cities of a single instance: restarts from different seeds).
 
-    ``coords`` [B, N, 2] may be given now, or later through :meth:`set_cities` (the run-config
-    path, where the batch size is only known at ``init``).
+    ``coords`` [B, N, 2] may be given now, or later through :meth:`set_cities`.
     """
 
     def __init__(self, prior, coords: torch.Tensor | None = None, temperature: float = 0.1, size: int | None = None):
@@ -71,27 +70,3 @@ class TspEdges(Variable):
 
     def to_x(self, params: torch.Tensor, progress: float) -> torch.Tensor:
         return self.image_from_adjacency(self.adjacency(params))
-
-
-
-class RunConfigTspEdges(TspEdges):
-    """The config-file flavour: the instances come from a file and the batch size from the run,
-    so the cities of samples 0..B-1 (instances start..start+B-1) are set up at ``init``."""
-
-    def __init__(self, prior, instances_path, start: int = 0, temperature: float = 0.1):
-        from .instances import read_instances
-
-        super().__init__(prior, None, temperature)
-        self.instances = read_instances(instances_path)
-        self.path, self.start = instances_path, start
-        self.param_shape = (self.instances.size, self.instances.size)
-
-    def init(self, gens, device):
-        stop = self.start + len(gens)
-        if stop > len(self.instances):
-            raise ConfigError(
-                f"variable.instances: {self.path} holds {len(self.instances)} instances; samples need "
-                f"instances {self.start}..{stop - 1} (lower batch or variable.start)"
-            )
-        self.set_cities(self.instances.coords[self.start:stop])
-        return super().init(gens, device)

@@ -1,0 +1,100 @@
+"""The run options: one torch-free model from the config file, the CLI and Python to
+:func:`diffprior.optimize`, unchanged on the way.
+
+A config file's top-level keys other than ``prior``, ``variable`` and ``terms`` are exactly
+the fields of :class:`Options` (the run config model subclasses it). In Python::
+
+    Options(optimizer={"steps": 300, "lr": 0.02}, timesteps=300, batch=4)
+    options.updated(seed=7, batch=2)    # a validated copy: typed updates, as the CLI flags do
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .bases import ExistingPath
+from .schedules import ScheduleValue
+
+__all__ = ["DEFAULT_TIMESTEPS", "DenoiseConfig", "InitConfig", "OptimizerConfig", "Options"]
+
+
+class OptimizerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    type: Literal["adam", "adamax", "sgd"] = "adam"
+    lr: ScheduleValue = 0.01
+    steps: int = Field(1000, gt=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+
+    @field_validator("lr")
+    @classmethod
+    def _no_lr_jitter(cls, value):
+        if getattr(value, "jitter", 0):
+            raise ValueError("the learning rate is shared by the batch: its schedule cannot have jitter")
+        return value
+
+
+class InitConfig(BaseModel):
+    """Where the variable's parameters start."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["variable", "noise", "zeros", "file"] = "variable"
+    scale: float = Field(1.0, ge=0.0, description="standard deviation for 'noise'")
+    path: Optional[ExistingPath] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
+
+    @model_validator(mode="after")
+    def _file_needs_path(self):
+        if self.type == "file" and self.path is None:
+            raise ValueError("init type 'file' needs path = 'FILE.safetensors'")
+        return self
+
+
+class DenoiseConfig(BaseModel):
+    """Optional clean-up after the optimisation: DDPM/DDIM from ``from_t`` to 0."""
+
+    model_config = ConfigDict(extra="forbid")
+    from_t: int = Field(..., gt=0)
+    steps: Optional[int] = Field(None, gt=0, description="number of denoising steps (default: from_t)")
+    method: Literal["ddpm", "ddim"] = "ddpm"
+
+
+DEFAULT_TIMESTEPS = {"type": "cosine-linear", "high": 1000, "low": 0, "amplitude": 0.25, "period": 50}
+
+
+class Options(BaseModel):
+    """Everything about a run except what is optimised (prior, variable, terms)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    timesteps: ScheduleValue = Field(
+        default_factory=lambda: dict(DEFAULT_TIMESTEPS),
+        description="t as a function of progress (clipped to [1, T-1]); jitter is drawn per sample",
+    )
+    prior_weight: ScheduleValue = Field(1.0, description="w(t) on the prior term (a schedule of progress)")
+    gradient: Literal["full", "sds"] = Field(
+        "full", description="full: back-propagate through eps_theta; sds: (eps_theta - eps) as the gradient"
+    )
+    noise_samples: int = Field(1, gt=0, description="ε draws per step for the prior term")
+    init: InitConfig = Field(default_factory=InitConfig)
+    denoise: Optional[DenoiseConfig] = None
+    batch: int = Field(1, gt=0)
+    seed: int = Field(0, ge=0)
+    device: str = "cpu"
+
+    @property
+    def steps(self) -> int:
+        return self.optimizer.steps
+
+    def seeds(self) -> list[int]:
+        """The seed of each sample: ``seed + i`` for sample i of ``batch``."""
+        return [self.seed + i for i in range(self.batch)]
+
+    def updated(self, **changes: Any):
+        """A validated copy with top-level fields replaced (e.g. ``seed=3``, ``device="cuda"``)."""
+        new = type(self).model_validate({**dict(self), **changes})
+        if self.__pydantic_private__:  # e.g. a run config's folder
+            new.__pydantic_private__ = dict(self.__pydantic_private__)
+        return new
