@@ -31,6 +31,8 @@ def _add_prior_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive, default=64, help="instances optimised together")
     p.add_argument("--seed", type=int, default=0, help="instance i uses seed + i")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: the U-Net under bf16 autocast (faster on CPUs with bf16 kernels and GPUs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -45,7 +47,7 @@ def _load(args):
     from .solver import load_tsp_prior
 
     instances = read_instances(args.instances, args.limit)
-    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device)
+    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device, precision=args.precision)
     return instances, prior
 
 
@@ -194,7 +196,7 @@ def _eval(args) -> int:
     print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {float(reference.mean()):.5f}")
     if not args.baselines_only:
         print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
-              f"batch {s.batch_size}, samples {args.samples}, device {args.device}")
+              f"batch {s.batch_size}, samples {args.samples}, device {args.device}, precision {args.precision}")
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
@@ -247,7 +249,7 @@ def _show(args) -> int:
     if not 0 <= args.index < len(instances):
         raise UsageError(f"--index {args.index} is outside the file's {len(instances)} instances (0..{len(instances) - 1})")
     coords = instances.coords[args.index:args.index + 1]
-    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device)
+    prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device, precision=args.precision)
     settings = _settings(args)
     settings.seed += args.index  # the same result as instance `index` of a whole-file run
     solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)

@@ -72,7 +72,7 @@ def prior_cities(checkpoint) -> int | None:
     return read_metadata(checkpoint).get("tsp", {}).get("cities")
 
 
-def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cpu"):
+def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cpu", precision: str = "fp32"):
     """Load a tour-image prior; raise ConfigError if it is not one, or if it was trained for
     another instance size than ``cities``."""
     from diffprior_unet.checkpoints import load_prior
@@ -97,7 +97,7 @@ def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cp
             f"train a prior for {cities} cities (recipes/tsp50.toml on `diffprior tsp data --cities {cities}`) "
             "and pass it with --checkpoint"
         )
-    return load_prior(checkpoint, device)
+    return load_prior(checkpoint, device, precision)
 
 
 def mark_checkpoint(checkpoint, cities: int) -> Path:

@@ -108,12 +108,14 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
     return model.to(device).eval().requires_grad_(False), meta
 
 
-def load_prior(checkpoint: str | Path, device: str = "cpu"):
-    """A :class:`UNetPrior` from a bundled name or a checkpoint path."""
+def load_prior(checkpoint: str | Path, device: str = "cpu", precision: str = "fp32"):
+    """A :class:`UNetPrior` from a bundled name or a checkpoint path (``precision``: fp32 or bf16
+    autocast inference)."""
     from diffprior import NoiseSchedule
 
     from .prior import UNetPrior
 
     model, meta = load_checkpoint(checkpoint, device)
     noise = NoiseSchedule.named(meta["noise_schedule"]["name"], int(meta["noise_schedule"]["T"]))
-    return UNetPrior(model, noise, data_range=tuple(meta["data_range"]), metadata=meta).to(device)
+    return UNetPrior(model, noise, data_range=tuple(meta["data_range"]), metadata=meta,
+                     precision=precision).to(device)

@@ -81,3 +81,27 @@ def test_checkpoint_json_mismatch_is_reported(tmp_path):
     path.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="does not match the architecture"):
         load_checkpoint(path)
+
+
+def test_bf16_precision_prior_is_close_to_fp32_and_refuses_unknown_names(tmp_path):
+    import pytest
+    import torch
+    from diffprior import NoiseSchedule
+
+    from diffprior_unet.checkpoints import load_prior, save_checkpoint
+    from diffprior_unet.config import UNetArchitecture
+    from diffprior_unet.model import UNet
+    from diffprior_unet.prior import UNetPrior
+
+    torch.manual_seed(0)
+    model = UNet(UNetArchitecture(image_size=8, channels=8, channel_mult=[1, 2], attention_resolutions=[4]))
+    for p in model.parameters():  # the zero-initialised output layers would make ε ≡ 0
+        torch.nn.init.normal_(p, std=0.05)
+    path = save_checkpoint(model, tmp_path / "m", noise=NoiseSchedule.linear(50), dtype="float32")
+    fp32, bf16 = load_prior(path), load_prior(path, precision="bf16")
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([1, 20, 49])
+    a, b = fp32.eps(x, t), bf16.eps(x, t)
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # it did run in bf16
+    assert (a - b).abs().max() <= 0.05 * a.abs().max()
+    with pytest.raises(ValueError, match="precision"):
+        UNetPrior(model, NoiseSchedule.linear(50), precision="fp8")
