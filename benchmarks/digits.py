@@ -50,7 +50,7 @@ CONDITIONS = ("prior + constraint", "constraint alone", "unconditional prior")
 def target_class(name: str, config) -> int | None:
     """The digit a constraint asks for: 3 for the class constraints, the class of the real
     digit that a mask or segmentation target comes from; None for the others."""
-    from diffprior.data import mnist_digits
+    from diffprior_images.digits import mnist_digits
 
     if name.startswith("class 3"):
         return 3
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
 
     from diffprior import optimize, save_grid
     from diffprior.config import load_config
-    from diffprior.data import mnist_digits
+    from diffprior_images.digits import mnist_digits
     from diffprior.runner import build
     from diffprior_images.evaluation import Judge
 

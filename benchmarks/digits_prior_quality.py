@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from diffprior import save_grid
-from diffprior.data import mnist_digits
+from diffprior_images.digits import mnist_digits
 
 
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -34,7 +34,7 @@ def check_image_shape(shape_or_prior, term: str) -> tuple[int, int, int]:
     value = getattr(shape_or_prior, "prior", shape_or_prior)
     shape = tuple(getattr(value, "shape", value))
     if len(shape) != 3:
-        raise ConfigError(f"terms: the {term} term needs an image prior (sample shape [C, H, W]); this prior's is {list(shape)}")
+        raise ConfigError(f"terms: the {term} term needs an image prior with samples of shape (C, H, W); this prior's is {list(shape)}")
     return shape
 
 

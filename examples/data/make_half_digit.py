@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from diffprior.data import mnist_digits
+from diffprior_images.digits import mnist_digits
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--index", type=int, default=150, help="index into mnist_digits('heldout') (150 is a 3)")

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from diffprior import ConfigError, Term
+from diffprior import ConfigError, Term, check_image_shape
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,17 +22,10 @@ def gradient_magnitude(x: torch.Tensor, epsilon: float) -> torch.Tensor:
     return ((dx**2 + dy**2).mean(dim=1) + epsilon**2).sqrt() - epsilon
 
 
-def _image_shape(ctx, term: str) -> tuple[int, int, int]:
-    shape = tuple(ctx.prior.shape)
-    if len(shape) != 3:
-        raise ConfigError(f"terms: {term} needs an image prior with samples of shape (C, H, W); this prior's is {shape}")
-    return shape
-
-
 class TotalVariation(Term):
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        _image_shape(ctx, "tv")
+        check_image_shape(ctx, "tv")
         self.epsilon = config.epsilon
         self.isotropic = config.norm == "isotropic"
 
@@ -91,7 +84,7 @@ def load_edge_map(path, channels: int, height: int, width: int, epsilon: float) 
 class EdgeAlignment(Term):
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        channels, height, width = _image_shape(ctx, "edges")
+        channels, height, width = check_image_shape(ctx, "edges")
         if isinstance(config.target, str):
             edges = outline(config.target, height, width, config.size, config.width)
         else:

@@ -13,31 +13,16 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from diffprior.commands import Command
-from diffprior.config import ExistingPath, TermConfig, resolve_path
-from diffprior.data import SPLITS
+from diffprior.bases import ExistingPath, TermConfig, resolve_path
+from diffprior.command import Command
 from diffprior.hookspecs import hookimpl
+
+from .digits import DigitRef
 
 PAPER_DIGITS_WEIGHT = {"linear": [0.01, 0.0]}
 
 
 # --------------------------------------------------------------------------- shared pieces
-class DigitRef(BaseModel):
-    """A real digit of the bundled data: ``{split = "heldout", index = 0}``."""
-
-    model_config = ConfigDict(extra="forbid")
-    split: Literal["prior", "judge", "heldout", "all"] = "heldout"
-    index: int = Field(..., ge=0)
-
-    @model_validator(mode="after")
-    def _in_split(self):
-        lo, hi = (0, 500) if self.split == "all" else SPLITS[self.split]
-        size = 10 * (hi - lo)
-        if self.index >= size:
-            raise ValueError(f"index {self.index} is out of range: the {self.split!r} split has {size} digits (0..{size - 1})")
-        return self
-
-
 def _file_or_digit(value: Any, info: ValidationInfo) -> Any:
     """A safetensors path (resolved next to the config) or a DigitRef table."""
     if isinstance(value, (str, Path)):

@@ -12,17 +12,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from diffprior.config import ConfigError
-from diffprior.terms import Term
+from diffprior.errors import ConfigError
+from diffprior.terms import Term, check_image_shape
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def _image_shape(ctx, term: str) -> tuple[int, int, int]:
-    shape = tuple(ctx.prior.shape)
-    if len(shape) != 3:
-        raise ConfigError(f"terms: the {term} term needs an image prior (sample shape [C, H, W]); this prior's is {list(shape)}")
-    return shape
 
 
 def _to_unit(x: torch.Tensor, data_range) -> torch.Tensor:
@@ -42,7 +35,7 @@ class SymmetryTerm(Term):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        _image_shape(ctx, "symmetry")
+        check_image_shape(ctx, "symmetry")
         self.dim = -1 if config.axis == "vertical" else -2
 
     def asymmetry(self, x):
@@ -61,7 +54,7 @@ class IntensityTerm(Term):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        _image_shape(ctx, "intensity")
+        check_image_shape(ctx, "intensity")
         self.data_range = ctx.prior.data_range
         self.sign = -1.0 if config.mode == "thin" else 1.0
         self.level = config.level
@@ -195,7 +188,7 @@ class ClassifierTerm(Term):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        _image_shape(ctx, "classifier")
+        check_image_shape(ctx, "classifier")
         loader = _load_timm if config.timm else lambda c, d: _load_named(c, "classify", d)
         model, _, input_spec = loader(config, ctx.device)
         self.model = _frozen(model.to(ctx.device))
@@ -234,7 +227,7 @@ class ClassifierTerm(Term):
 
 # --------------------------------------------------------------------------- mask and segmentation
 def _digit(ref, size: int) -> tuple[torch.Tensor, int]:
-    from diffprior.data import mnist_digits
+    from .digits import mnist_digits
 
     images, labels = mnist_digits(ref.split, size=size)
     return images[ref.index], int(labels[ref.index])
@@ -282,8 +275,8 @@ class MaskTerm(Term):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        shape = _image_shape(ctx, "mask")
-        from .plugin import DigitRef
+        shape = check_image_shape(ctx, "mask")
+        from .digits import DigitRef
 
         image = _digit(config.image, shape[-1])[0] if isinstance(config.image, DigitRef) else _tensor_from_file(config.image, "image")
         mask = region_mask(config.region, shape) if isinstance(config.region, str) else _tensor_from_file(config.region, "mask")
@@ -309,9 +302,9 @@ class SegmentationTerm(Term):
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
-        shape = _image_shape(ctx, "segmentation")
+        shape = check_image_shape(ctx, "segmentation")
         from .networks import stroke_labels
-        from .plugin import DigitRef
+        from .digits import DigitRef
 
         model, num_classes, input_spec = _load_named(config, "segment", ctx.device)
         self.model = _frozen(model.to(ctx.device))

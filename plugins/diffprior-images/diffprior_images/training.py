@@ -74,7 +74,7 @@ def train(name: str, out: Path, *, epochs: int | None = None, noise: float | Non
     from torch.nn import functional as F
     from tqdm.auto import tqdm
 
-    from diffprior.data import mnist_digits
+    from .digits import mnist_digits
 
     from .networks import ARCHITECTURES, stroke_labels
 
@@ -129,7 +129,7 @@ def train(name: str, out: Path, *, epochs: int | None = None, noise: float | Non
         "mean": [0.5],
         "std": [0.5],
         "description": recipe["description"],
-        "trained_on": f"diffprior.data.mnist_digits({recipe['split']!r})",
+        "trained_on": f"diffprior_images.digits.mnist_digits({recipe['split']!r})",
         "epochs": epochs,
         "input_noise": recipe["noise"],
         "seed": seed,

@@ -21,7 +21,7 @@ def ctx():
 
 @pytest.fixture(scope="session")
 def digits():
-    from diffprior.data import mnist_digits
+    from diffprior_images.digits import mnist_digits
 
     return mnist_digits("heldout")
 

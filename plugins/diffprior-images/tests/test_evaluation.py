@@ -16,7 +16,7 @@ def test_judge_separates_real_digits_from_noise(digits):
 
 
 def test_frechet_distance_ranks_real_digits_closer_than_noise(digits):
-    from diffprior.data import mnist_digits
+    from diffprior_images.digits import mnist_digits
 
     judge = Judge()
     reference = judge.features(digits[0])

