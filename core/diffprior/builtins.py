@@ -98,7 +98,7 @@ class SimplexLabelsConfig(VariableConfig):
 
 
 class MatchConfig(TermConfig):
-    """Masked quadratic match: log c = −Σ M⊙(x − y)² / (2·noise²) (inpainting-like).
+    """Masked Gaussian observation: log c = −Σ M⊙(x − y)² / (2·noise²) (inpainting-like).
 
     ``target`` is a number or a safetensors file with a ``target`` tensor (and optionally
     ``mask``); ``mask`` may also be its own file. Default weight 1, no clipping.
@@ -120,7 +120,7 @@ class MatchConfig(TermConfig):
         import torch
         from safetensors.torch import load_file
 
-        from .terms import MaskedQuadratic
+        from .terms import MaskedGaussian
 
         shape = ctx.prior.shape
         mask = None
@@ -143,7 +143,7 @@ class MatchConfig(TermConfig):
                 raise ConfigError(
                     f"terms: match {label} has shape {tuple(tensor.shape)}, which does not fit the prior's sample shape {shape}"
                 ) from None
-        return MaskedQuadratic(self, ctx, target.to(ctx.device), mask.to(ctx.device))
+        return MaskedGaussian(self, ctx, target.to(ctx.device), mask.to(ctx.device))
 
 
 @hookimpl

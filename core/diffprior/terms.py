@@ -38,19 +38,39 @@ def check_image_shape(shape_or_prior, term: str) -> tuple[int, int, int]:
     return shape
 
 
-class MaskedQuadratic(Term):
-    """log c = -Σ M ⊙ (x - y)² / (2 noise²): a Gaussian observation of the masked pixels."""
+class MaskedGaussian(Term):
+    """A Gaussian observation y (noise σ) of the pixels under a mask M:
 
-    def __init__(self, config, ctx, target: torch.Tensor, mask: torch.Tensor):
+        log c = −Σ_i M_i·(x_i − y_i)² / (2σ²)
+
+    the observation's log-likelihood up to a constant, summed over the observed pixels (so
+    λ = 1 is the exact posterior, and more observed pixels pull harder). ``target`` and
+    ``mask`` broadcast to the sample shape; a soft mask in [0, 1] weights pixels. The metric
+    (``masked_mse`` by default) is the mean squared error over the observed pixels. The core's
+    ``match`` term and diffprior-images' ``mask`` term are both this term.
+    """
+
+    metric_name = "masked_mse"
+
+    def __init__(self, config=None, ctx=None, target: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                 *, noise: float | None = None):
         super().__init__(config, ctx)
+        if target is None:
+            raise ValueError("MaskedGaussian needs a target")
         self.target = target
-        self.mask = mask
-        self.noise = config.noise
+        self.mask = torch.ones_like(target) if mask is None else mask
+        self.noise = float(noise if noise is not None else config.noise)
 
     def log_c(self, x):
         sq = self.mask * (x - self.target) ** 2
         return -sq.flatten(1).sum(1) / (2 * self.noise**2)
 
-    def metrics(self, x):
+    def masked_mse(self, x):
         sq = self.mask * (x - self.target) ** 2
-        return {"masked_mse": sq.flatten(1).sum(1) / self.mask.expand_as(x).flatten(1).sum(1).clamp_min(1)}
+        return sq.flatten(1).sum(1) / self.mask.expand_as(x).flatten(1).sum(1).clamp_min(1)
+
+    def metrics(self, x):
+        return {self.metric_name: self.masked_mse(x)}
+
+
+MaskedQuadratic = MaskedGaussian  # its 0.1 name

@@ -176,14 +176,16 @@ REGIONS = ("top-half", "bottom-half", "left-half", "right-half", "center", "bord
 class MaskConfig(TermConfig):
     """Inpainting: the pixels under a mask are observed with Gaussian noise ``noise``.
 
-    log c = −mean over known pixels of (x − y)² / (2·noise²). ``image`` (y) is a real digit
+    The core's masked Gaussian (the ``match`` term's physics and scaling): log c = −Σ over
+    known pixels of (x − y)² / (2·noise²). ``image`` (y) is a real digit
     (``{split = "heldout", index = 0}``) or a safetensors file with an ``image`` tensor; the
     mask is a named ``region`` (the part that is KNOWN) or a safetensors file with ``mask``.
-    Default weight: linear 0.01 → 0 (as the other digit terms); no clip.
+    Default weight: linear 0.01/512 → 0 (the paper's 0.01 on the mean over the 512 known
+    pixels of a half 32×32 digit); no clip.
     """
 
     type: Literal["mask"] = "mask"
-    default_weight: ClassVar = PAPER_DIGITS_WEIGHT
+    default_weight: ClassVar = {"linear": [0.01 / 512, 0.0]}
     default_clip: ClassVar = "none"
     image: Union[DigitRef, Path]
     region: Union[Literal[REGIONS], Path] = "top-half"  # type: ignore[valid-type]

@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from diffprior.errors import ConfigError
-from diffprior.terms import Term, check_image_shape
+from diffprior.terms import MaskedGaussian, Term, check_image_shape
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -270,31 +270,30 @@ def _fit(tensor: torch.Tensor, shape, what: str) -> torch.Tensor:
         raise ConfigError(f"terms: the {what} has shape {list(tensor.shape)}, which does not fit the prior's samples {list(shape)}") from None
 
 
-class MaskTerm(Term):
-    """Known pixels y under a mask M with noise σ: log c = −mean_M (x − y)² / (2σ²)."""
+class MaskTerm(MaskedGaussian):
+    """The core's masked Gaussian (log c = −Σ_M (x − y)² / (2σ²)) with y a real digit or a
+    file, and M a named region or a file; reports ``known_mse``."""
+
+    metric_name = "known_mse"
 
     def __init__(self, config, ctx):
-        super().__init__(config, ctx)
         shape = check_image_shape(ctx, "mask")
         from .digits import DigitRef
 
         image = _digit(config.image, shape[-1])[0] if isinstance(config.image, DigitRef) else _tensor_from_file(config.image, "image")
         mask = region_mask(config.region, shape) if isinstance(config.region, str) else _tensor_from_file(config.region, "mask")
-        self.image = _fit(image, shape, "mask image").to(ctx.device)
-        self.mask = _fit(mask, shape, "mask").to(ctx.device)
-        self.known = self.mask.sum()
-        if self.known == 0:
+        mask = _fit(mask, shape, "mask").to(ctx.device)
+        if mask.sum() == 0:
             raise ConfigError("terms: the mask has no known pixels (all zeros)")
-        self.noise = config.noise
+        super().__init__(config, ctx, _fit(image, shape, "mask image").to(ctx.device), mask, noise=config.noise)
+        self.known = self.mask.sum()
+
+    @property
+    def image(self):
+        return self.target
 
     def known_mse(self, x):
-        return (self.mask * (x - self.image) ** 2).flatten(1).sum(1) / self.known
-
-    def log_c(self, x):
-        return -self.known_mse(x) / (2 * self.noise**2)
-
-    def metrics(self, x):
-        return {"known_mse": self.known_mse(x)}
+        return self.masked_mse(x)
 
 
 class SegmentationTerm(Term):

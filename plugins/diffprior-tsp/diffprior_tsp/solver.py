@@ -9,8 +9,6 @@ does not depend on the batch size.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,10 +64,10 @@ class PriorSolution:
 
 
 def prior_cities(checkpoint) -> int | None:
-    """The number of cities a TSP checkpoint was trained for (``tsp.cities`` in its .json)."""
-    from diffprior_unet.checkpoints import read_metadata
+    """The number of cities a TSP checkpoint was trained for (its ``tsp`` metadata section)."""
+    from diffprior_unet.checkpoints import plugin_metadata
 
-    return read_metadata(checkpoint).get("tsp", {}).get("cities")
+    return (plugin_metadata(checkpoint, "tsp") or {}).get("cities")
 
 
 def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cpu", precision: str = "fp32"):
@@ -101,25 +99,18 @@ def load_tsp_prior(checkpoint=None, cities: int | None = None, device: str = "cp
 
 
 def mark_checkpoint(checkpoint, cities: int) -> Path:
-    """Record in a U-Net checkpoint's .json the instance size its tour images were drawn from."""
-    from diffprior_unet.checkpoints import read_metadata, resolve_checkpoint
+    """Record in a U-Net checkpoint's metadata the instance size its tour images were drawn from."""
+    from diffprior_unet.checkpoints import set_plugin_metadata
 
-    path = resolve_checkpoint(checkpoint)
-    meta = read_metadata(path)
-    meta["tsp"] = {"cities": int(cities), "image": "tour image: background -1, edges 0, cities +1"}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return set_plugin_metadata(checkpoint, "tsp", {"cities": int(cities),
+                                                   "image": "tour image: background -1, edges 0, cities +1"})
 
 
 def install_prior(checkpoint: Path, cities: int, name: str = "tsp50") -> Path:
     """Copy a trained checkpoint into the package's weights folder, recording its instance size."""
-    from diffprior_unet.checkpoints import resolve_checkpoint
+    from diffprior_unet.checkpoints import copy_checkpoint
 
-    source = resolve_checkpoint(checkpoint)
-    target = WEIGHTS_DIR / f"{name}.safetensors"
-    WEIGHTS_DIR.mkdir(exist_ok=True)
-    shutil.copyfile(source, target)
-    shutil.copyfile(source.with_suffix(".json"), target.with_suffix(".json"))
+    target = copy_checkpoint(checkpoint, WEIGHTS_DIR / f"{name}.safetensors")
     return mark_checkpoint(target, cities)
 
 

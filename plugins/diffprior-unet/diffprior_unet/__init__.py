@@ -20,6 +20,10 @@ _LAZY = {
     "load_prior": "diffprior_unet.checkpoints",
     "bundled_names": "diffprior_unet.checkpoints",
     "resolve_checkpoint": "diffprior_unet.checkpoints",
+    "read_metadata": "diffprior_unet.checkpoints",
+    "plugin_metadata": "diffprior_unet.checkpoints",
+    "set_plugin_metadata": "diffprior_unet.checkpoints",
+    "copy_checkpoint": "diffprior_unet.checkpoints",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

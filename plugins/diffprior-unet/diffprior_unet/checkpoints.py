@@ -89,6 +89,45 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+# keys of a checkpoint's .json that diffprior-unet itself writes; other plugins use sections
+RESERVED_KEYS = frozenset({"format", "architecture", "noise_schedule", "shape", "data_range", "dtype", "parameters",
+                           "training"})
+
+
+def plugin_metadata(checkpoint: str | Path, section: str) -> dict[str, Any] | None:
+    """What another plugin recorded about a checkpoint under ``section`` (None if nothing)."""
+    value = read_metadata(checkpoint).get(section)
+    return dict(value) if isinstance(value, dict) else None
+
+
+def set_plugin_metadata(checkpoint: str | Path, section: str, value: dict[str, Any]) -> Path:
+    """Record ``value`` (JSON-serialisable) under ``section`` of a checkpoint's metadata.
+
+    This is how another plugin marks a checkpoint (diffprior-tsp records the instance size
+    of a tour-image prior under ``"tsp"``); the keys diffprior-unet owns cannot be set."""
+    if section in RESERVED_KEYS:
+        raise ValueError(f"{section!r} belongs to diffprior-unet's checkpoint format; use a section of your own")
+    path = resolve_checkpoint(checkpoint)
+    meta = read_metadata(path)
+    meta[section] = json.loads(json.dumps(value))  # a copy, and fails early on values JSON cannot hold
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def copy_checkpoint(checkpoint: str | Path, target: str | Path) -> Path:
+    """Copy a checkpoint (weights and metadata) to ``target`` (.safetensors); returns it."""
+    import shutil
+
+    source = resolve_checkpoint(checkpoint)
+    target = Path(target)
+    if target.suffix != ".safetensors":
+        target = target.with_name(target.name + ".safetensors")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    shutil.copyfile(source.with_suffix(".json"), target.with_suffix(".json"))
+    return target
+
+
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """(UNet in eval mode, float32, on ``device``; metadata dict) from a bundled name or a path."""
     from safetensors.torch import load_file

@@ -105,3 +105,18 @@ def test_bf16_precision_prior_is_close_to_fp32_and_refuses_unknown_names(tmp_pat
     assert (a - b).abs().max() <= 0.05 * a.abs().max()
     with pytest.raises(ValueError, match="precision"):
         UNetPrior(model, NoiseSchedule.linear(50), precision="fp8")
+
+
+def test_other_plugins_record_metadata_through_the_checkpoint_api(tmp_path):
+    from diffprior_unet.checkpoints import copy_checkpoint, plugin_metadata, read_metadata, set_plugin_metadata
+
+    path = save_checkpoint(UNet(TINY), tmp_path / "tiny", noise=NoiseSchedule.linear(100))
+    assert plugin_metadata(path, "tsp") is None
+    set_plugin_metadata(path, "tsp", {"cities": 50})
+    copy = copy_checkpoint(path, tmp_path / "copies" / "again")
+    assert copy.name == "again.safetensors"
+    assert plugin_metadata(copy, "tsp") == {"cities": 50}
+    assert read_metadata(copy)["shape"] == read_metadata(path)["shape"]  # the format's own keys are kept
+    with pytest.raises(ValueError, match="belongs to diffprior-unet"):
+        set_plugin_metadata(path, "architecture", {})
+    load_prior(copy)  # still a loadable checkpoint
