@@ -146,7 +146,7 @@ def train(name: str, out: Path, *, epochs: int | None = None, noise: float | Non
 def run(args) -> int:
     import torch
 
-    from diffprior.commands import UsageError
+    from diffprior.command import UsageError
 
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs must be positive, got {args.epochs}")

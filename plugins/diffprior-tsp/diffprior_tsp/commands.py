@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffprior.commands import Command, UsageError
+from diffprior.command import Command, UsageError
 
 
 def _positive(text: str) -> int:

@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from diffprior.commands import UsageError
+from diffprior.command import UsageError
 
 
 class InstanceError(UsageError):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from diffprior.commands import Command, UsageError
+from diffprior.command import Command, UsageError
 from diffprior.config import PriorConfig
 from diffprior.hookspecs import hookimpl
 
