@@ -64,6 +64,7 @@ class Result:
     metrics: dict[str, torch.Tensor]
     steps_done: int
     interrupted: bool = False
+    out_dir: Any = None  # the run directory its files went to (set by diffprior.run)
 
 
 def _make_optimizer(params: list[torch.Tensor], o: OptimizerConfig) -> torch.optim.Optimizer:

@@ -492,6 +492,7 @@ class PluginSandbox:
         """The environment of sandbox subprocesses; ``NAME=None`` removes a variable."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFPRIOR_")}
         env["PYTHONPATH"] = os.pathsep.join([str(self.site), *filter(None, [os.environ.get("PYTHONPATH")])])
+        env["DIFFPRIOR_CACHE_DIR"] = str(self.root / "cache")  # the plugin index of this sandbox only
         env.setdefault("OMP_NUM_THREADS", "1")
         for key, value in overrides.items():
             if value is None:
