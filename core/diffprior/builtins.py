@@ -46,9 +46,9 @@ class GaussianPriorConfig(PriorConfig):
         from .priors import GaussianPrior
 
         if self.checkpoint is not None:
-            from safetensors.torch import load_file
+            from .tensorfiles import load_tensors
 
-            tensors = load_file(str(self.checkpoint))
+            tensors = load_tensors(self.checkpoint, what="prior.checkpoint")
             missing = {"mean", "var"} - set(tensors)
             if missing:
                 raise ConfigError(f"prior.checkpoint: {self.checkpoint} lacks tensor(s) {sorted(missing)}")
@@ -118,21 +118,21 @@ class MatchConfig(TermConfig):
 
     def build(self, ctx):
         import torch
-        from safetensors.torch import load_file
 
+        from .tensorfiles import load_tensors
         from .terms import MaskedGaussian
 
         shape = ctx.prior.shape
         mask = None
         if isinstance(self.target, Path):
-            tensors = load_file(str(self.target))
+            tensors = load_tensors(self.target, what="terms: match target")
             if "target" not in tensors:
                 raise ConfigError(f"terms: match target file {self.target} has no 'target' tensor")
             target, mask = tensors["target"], tensors.get("mask")
         else:
             target = torch.full(shape, float(self.target))
         if self.mask is not None:
-            mask = load_file(str(self.mask)).get("mask")
+            mask = load_tensors(self.mask, what="terms: match mask").get("mask")
             if mask is None:
                 raise ConfigError(f"terms: match mask file {self.mask} has no 'mask' tensor")
         mask = torch.ones(shape) if mask is None else mask.float()
