@@ -167,10 +167,10 @@ def _main(argv: list[str]) -> int:
         return 2
     if registry.disabled:  # what disabled plugins provide, from earlier indexing: for error messages
         known = plugin_index.current()
-        for dist in registry.disabled:
+        for dist in sorted(registry.disabled, key=lambda d: d not in settings.disable):  # named ones first
             for kind, names in (known.get(dist, {}).get("registers") or {}).items():
                 for name in names:
-                    registry.disabled_names.setdefault((kind, name), dist)
+                    registry.disabled_names.setdefault((kind, name), []).append(dist)
 
     from .errors import ConfigError, UsageError
     from .rundir import RunDirError

@@ -145,7 +145,7 @@ class Registry:
         # them gets the plain name, each is reachable as "distribution:name"
         self.ambiguous: dict[str, dict[str, list[str]]] = {kind: {} for kind in KINDS}
         # what disabled distributions are known (from the plugin index) to register: (kind, name) -> distribution
-        self.disabled_names: dict[tuple[str, str], str] = {}
+        self.disabled_names: dict[tuple[str, str], list[str]] = {}
 
     # -- lookups -----------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -165,9 +165,11 @@ class Registry:
             return (f"{kind} type {name!r} is registered by {len(owners)} distributions "
                     f"({', '.join(repr(d) for d in owners)}); pick one: {picks}")
         message = unknown_name_message(kind, name, self.names(kind))
-        dist = self.disabled_names.get((kind, str(name)))
-        if dist is not None:
-            return f"{message}; {name!r} comes from the plugin {dist!r}, which is disabled"
+        dists = self.disabled_names.get((kind, str(name)))
+        if dists:
+            if len(dists) == 1:
+                return f"{message}; {name!r} comes from the plugin {dists[0]!r}, which is disabled"
+            return f"{message}; {name!r} comes from disabled plugins: {', '.join(repr(d) for d in dists)}"
         if self.disabled:
             return f"{message}; disabled plugins (they may provide it): {', '.join(sorted(self.disabled))}"
         return message
