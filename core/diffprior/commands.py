@@ -107,7 +107,7 @@ def _plugins(args) -> int:
         status = "FAILED" if info.errors else "ok"
         origin = "first-party" if info.first_party else "third-party"
         slow = (f", import took {info.import_seconds:.1f} s: every diffprior command pays it"
-                if info.import_seconds > SLOW_IMPORT_SECONDS else "")
+                if info.import_seconds > SLOW_IMPORT_SECONDS and not info.distribution == "diffprior" else "")
         print(f"{info.distribution} {info.version or '?'} ({origin}, {status}{slow})")
         for kind, names in sorted(info.registers.items()):
             print(f"  {kind + 's':10} {', '.join(names)}")
