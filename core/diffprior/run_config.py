@@ -174,6 +174,11 @@ def validate_config(data: dict, *, source: str | None = None, base_dir: Path | N
         lines = format_validation_error(exc, data, registry)
         raise ConfigError(lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines), source=source) from None
     config._base_dir = Path(base_dir) if base_dir is not None else None
+    from .checks import check_run
+
+    problems = check_run(config)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else "\n  " + "\n  ".join(problems), source=source)
     return config
 
 

@@ -35,6 +35,11 @@ def build(config, *, seeds=None, base_dir: Path | None = None):
 
     from .optimizer import WeightedTerm
 
+    from .checks import check_run, memory_problem
+
+    problems = check_run(config)  # a config made in Python has not been through validate_config
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else "\n  " + "\n  ".join(problems))
     device = config.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {device!r} was asked for, but torch sees no CUDA device; use --device cpu")
@@ -42,6 +47,9 @@ def build(config, *, seeds=None, base_dir: Path | None = None):
     base_dir = base_dir if base_dir is not None else getattr(config, "base_dir", None)
     ctx = BuildContext(device=device, steps=config.optimizer.steps, base_dir=base_dir, seeds=seeds)
     ctx.prior = config.prior.build(ctx)
+    problem = memory_problem(len(seeds), tuple(ctx.prior.shape))
+    if problem:
+        raise ConfigError(problem)
     variable = config.variable.build(ctx)
     terms = [
         WeightedTerm(name, cfg.build(ctx), cfg.resolved_weight(), cfg.resolved_clip())
