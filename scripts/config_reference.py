@@ -7,9 +7,29 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+from pathlib import Path
 
-from diffprior.plugins import get_registry
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def repository_distributions() -> list[str]:
+    """The plugin distributions of this repository: the reference covers them and nothing
+    else, so a third-party plugin installed next to them does not change it."""
+    names = []
+    for pyproject in sorted([*ROOT.glob("plugins/*/pyproject.toml"), *ROOT.glob("contrib/*/pyproject.toml")]):
+        for line in pyproject.read_text().splitlines():
+            if line.startswith("name = "):
+                names.append(line.split("=", 1)[1].strip().strip('"'))
+                break
+    return names
+
+
+os.environ.setdefault("DIFFPRIOR_PLUGINS", ",".join(repository_distributions()))
+os.environ.pop("DIFFPRIOR_DISABLE_PLUGINS", None)
+
+from diffprior.plugins import get_registry  # noqa: E402  (after choosing which plugins load)
 
 TITLES = {"prior": "Priors (`[prior]`)", "variable": "Variables (`[variable]`)", "term": "Terms (`[[terms]]`)",
           "schedule": "Schedules (any scalar)"}

@@ -25,6 +25,21 @@ CASES = {
     "negative_noise.yaml": ("terms.0.noise", ["greater than 0"]),
     "term_without_type.toml": ("terms.0", ["missing 'type' key", "match"]),
     "lr_jitter.toml": ("optimizer.lr", ["cannot have jitter"]),
+    # values that used to be accepted silently or to end in a traceback (issue 10)
+    "negative_lr.toml": ("optimizer.lr", ["the learning rate cannot be negative", "-0.01"]),
+    "lr_schedule_negative.toml": ("optimizer.lr", ["cannot be negative", "at step 99 of 100"]),
+    "weight_schedule_negative.toml": ("terms.0.weight", ["weight of term 'match' cannot be negative"]),
+    "betas_out_of_range.toml": ("optimizer.betas", ["betas[0] = 1.5", "[0, 1)"]),
+    "seed_too_large.json": ("seed", ["less than or equal to 9223372036854775807"]),
+    "unknown_device.toml": ("device", ["unknown device 'tpu'", "cuda:N"]),
+    "infinite_noise.toml": ("terms.0.noise", ["finite number", "inf"]),
+    "infinite_jitter.toml": ("timesteps.jitter", ["finite number", "inf"]),
+    "negative_max_norm.toml": ("terms.0.clip", ["clip bound (max_norm) must be positive", "-1"]),
+    "denoise_beyond_T.toml": ("denoise.from_t", ["5000 is beyond the prior's last timestep 999"]),
+    "steps_boolean.toml": ("optimizer", ["steps must be a number, not true"]),
+    "batch_too_large.toml": ("batch", ["100000000 samples of shape (1, 8, 8) need at least", "GB", "available"]),
+    "target_shape_mismatch.toml": ("terms.0", ["has shape (3, 32, 32)", "samples have shape (1, 32, 32)"]),
+    "control_char_name.json": ("terms.0.name", ["control characters", "'\\x07'"]),
 }
 
 

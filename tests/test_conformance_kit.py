@@ -140,3 +140,76 @@ def test_importing_the_kit_is_cheap():
     code = "import sys, diffprior.testing; print(sorted(m for m in ('torch', 'timm', 'pydantic') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------ schedules
+from diffprior.schedules import Schedule  # noqa: E402
+from diffprior.testing import check_schedule  # noqa: E402
+
+
+@pytest.mark.parametrize("name, params", [
+    ("constant", {"value": 2.0}), ("linear", {"start": 1.0, "end": 0.0}), ("cosine", {"start": 1.0, "end": 0.1}),
+    ("exponential", {"start": 1e-2, "end": 1e-4}), ("piecewise", {"points": [[0, 1], [0.5, 0.2], [1, 0]]}),
+    ("cosine-linear", {}),
+])
+def test_the_core_schedules_pass(name, params):
+    from diffprior.plugins import get_registry
+
+    schedule = check_schedule(get_registry().schedules[name].obj, params)
+    assert schedule.type == name
+
+
+class Warmup(Schedule):
+    """Linear warm-up to ``peak`` over the first ``fraction`` of the run, then constant."""
+
+    type: Literal["warmup"] = "warmup"
+    peak: float
+    fraction: float = 0.1
+
+    def __call__(self, s, step=0, steps=1):
+        return self.peak * min(1.0, s / self.fraction)
+
+
+class Stateful(Warmup):
+    type: Literal["stateful"] = "stateful"
+    calls: ClassVar[list] = []
+
+    def __call__(self, s, step=0, steps=1):
+        self.calls.append(s)
+        return float(len(self.calls))
+
+
+class NotANumber(Warmup):
+    type: Literal["nan-at-end"] = "nan-at-end"
+
+    def __call__(self, s, step=0, steps=1):
+        return float("nan") if s == 1.0 else 1.0
+
+
+class ReturnsATensor(Warmup):
+    type: Literal["tensor"] = "tensor"
+
+    def __call__(self, s, step=0, steps=1):
+        return torch.tensor(s)
+
+
+class AddsItsOwnJitter(Warmup):
+    type: Literal["own-jitter"] = "own-jitter"
+
+    def __call__(self, s, step=0, steps=1):
+        return s + self.jitter
+
+
+def test_a_plugin_schedule_passes():
+    assert check_schedule(Warmup, {"peak": 0.01})(1.0) == 0.01
+
+
+@pytest.mark.parametrize("cls, message", [
+    (Stateful, "keep no state between calls"),
+    (NotANumber, "a schedule must be finite"),
+    (ReturnsATensor, "must return a float, got Tensor"),
+    (AddsItsOwnJitter, "jitter must not change"),
+])
+def test_schedule_violations_are_caught(cls, message):
+    with pytest.raises(ConformanceError, match=message):
+        check_schedule(cls, {"peak": 1.0})

@@ -71,8 +71,9 @@ SCENARIOS = {
     "diffprior-hook-raises": (["diffprior-hook-raises"], "the plugin's own bug"),
     "diffprior-hook-typo": (["diffprior-hook-typo"], "did you mean 'register_terms'?"),
     "diffprior-wrong-kind": (["diffprior-wrong-kind"], "is a term config; register it in register_terms"),
-    "diffprior-takes-match": (["diffprior-takes-match"], "'match' is already registered by 'diffprior'"),
-    "duplicate": (["diffprior-dup-one", "diffprior-dup-two"], "'shared-name' is already registered by"),
+    "diffprior-takes-match": (["diffprior-takes-match"], "'match' is reserved by the core"),
+    "duplicate": (["diffprior-dup-one", "diffprior-dup-two"], "'shared-name' is registered by 'diffprior-dup-one', "
+                                                              "'diffprior-dup-two', so neither gets that name"),
 }
 
 

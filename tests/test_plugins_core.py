@@ -150,9 +150,13 @@ def test_duplicate_name_names_both_distributions(offset_plugin):
         with pytest.raises(plugins.PluginError) as info:
             plugins.load(plugins.PluginSettings(strict=True, only={"throwaway-offset", "throwaway-offset-copy"}))
         assert "throwaway-offset" in str(info.value) and "throwaway-offset-copy" in str(info.value)
-        with pytest.warns(plugins.PluginWarning, match="already registered"):
+        with pytest.warns(plugins.PluginWarning, match="neither gets that name"):
             registry = plugins.load(plugins.PluginSettings())
-        assert registry.terms["offset"].distribution == "throwaway-offset"
+        # neither silently wins: each is reachable only under its qualified name
+        assert "offset" not in registry.terms
+        assert registry.terms["throwaway-offset:offset"].distribution == "throwaway-offset"
+        assert registry.terms["throwaway-offset-copy:offset"].distribution == "throwaway-offset-copy"
+        assert "throwaway-offset:offset" in registry.unknown_message("term", "offset")
     finally:
         plugins.unregister_plugin("throwaway-offset-copy")
 

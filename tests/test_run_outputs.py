@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from diffprior import GaussianPrior, NoiseSchedule, NonFiniteError, Options, Pixels, Term, WeightedTerm, optimize
 from diffprior.cli import main
+from diffprior.config import ConfigError, validate_config
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
 
@@ -60,11 +61,52 @@ def test_cuda_request_without_cuda_is_a_clear_input_error(tmp_path, capsys):
     assert "no CUDA device" in capsys.readouterr().err
 
 
-def test_schema_includes_installed_types(capsys):
+def _schema_from_cli(capsys) -> dict:
     assert main(["schema"]) == 0
-    schema = json.loads(capsys.readouterr().out)
-    text = json.dumps(schema)
-    assert "gaussian" in text and "match" in text and "schedule:cosine-linear" in schema["$defs"]
+    return json.loads(capsys.readouterr().out)
+
+
+def test_schema_lists_exactly_the_installed_types(capsys):
+    from diffprior.plugins import get_registry
+
+    schema = _schema_from_cli(capsys)
+    registry = get_registry()
+    unions = {"prior": schema["properties"]["prior"], "variable": schema["properties"]["variable"],
+              "term": schema["properties"]["terms"]["items"]}
+    for kind, union in unions.items():
+        mapping = union["discriminator"]["mapping"]
+        assert union["discriminator"]["propertyName"] == "type"
+        assert sorted(mapping) == registry.names(kind), kind
+        assert sorted(ref["$ref"] for ref in union["oneOf"]) == sorted(mapping.values())
+        for name, ref in mapping.items():
+            definition = schema["$defs"][ref.split("/")[-1]]
+            assert definition["properties"]["type"]["const"] == name
+            assert definition["additionalProperties"] is False  # editors flag misspelt keys
+    schedules = {key.split(":", 1)[1] for key in schema["$defs"] if key.startswith("schedule:")}
+    assert sorted(schedules) == registry.names("schedule")
+    assert schema["$defs"]["schedule:linear"]["required"] == ["start", "end"]
+    assert schema["required"] == ["prior"] and schema["additionalProperties"] is False
+
+
+def test_schema_accepts_the_examples_and_rejects_what_validation_rejects(capsys):
+    import tomllib
+
+    import jsonschema
+
+    schema = _schema_from_cli(capsys)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    examples = sorted(EXAMPLE.parent.glob("*.toml"))
+    assert len(examples) >= 5
+    for path in examples:
+        errors = [e.message for e in validator.iter_errors(tomllib.loads(path.read_text()))]
+        assert not errors, f"{path.name}: {errors}"
+    base = {"prior": {"type": "gaussian", "shape": [2]}}
+    assert validator.is_valid(base | {"terms": [{"type": "match", "weight": {"linear": [1, 0]}}]})
+    for bad in (base | {"terms": [{"type": "nope"}]}, {"prior": {"type": "gaussian", "shape": [2], "colour": 1}},
+                base | {"optimizer": {"steps": 0}}, base | {"batch": "two"}, {"variable": {"type": "pixels"}}):
+        assert not validator.is_valid(bad), bad
+        with pytest.raises(ConfigError):
+            validate_config(bad)
 
 
 def test_minimal_config_uses_every_default(tmp_path):

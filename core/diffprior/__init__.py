@@ -51,6 +51,8 @@ _LAZY = {
     "per_sample_randn": "diffprior.rng",
     "generators": "diffprior.rng",
     "save_grid": "diffprior.outputs",
+    "load_tensors": "diffprior.tensorfiles",
+    "load_torch_weights": "diffprior.tensorfiles",
     "run": "diffprior.runner",
 }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import AfterValidator, Field, ValidationInfo
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from .clipping import ClipPolicy, ClipValue
 from .registrable import PluginConfig
@@ -70,6 +70,15 @@ class BuildContext:
 class PriorConfig(PluginConfig):
     kind: ClassVar[str] = "prior"
 
+    def declared_shape(self) -> tuple[int, ...] | None:
+        """The sample shape, when the config (or a small metadata file) says it without loading
+        weights; ``diffprior validate`` uses it to check batch memory and target shapes."""
+        return None
+
+    def declared_T(self) -> int | None:
+        """The number of diffusion timesteps T, when known without loading weights."""
+        return None
+
     def build(self, ctx: BuildContext):
         raise NotImplementedError
 
@@ -91,6 +100,13 @@ class TermConfig(PluginConfig):
     name: Optional[str] = Field(None, description="label for metrics and plots (default: the type)")
     weight: Optional[ScheduleValue] = Field(None, description="λ: a number or a schedule (default: the term's own)")
     clip: Optional[ClipValue] = Field(None, description="gradient clip policy (default: the term's own)")
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value):
+        from .checks import check_name
+
+        return check_name(value)
 
     def resolved_weight(self):
         return self.weight if self.weight is not None else parse_schedule(self.default_weight)

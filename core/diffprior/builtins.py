@@ -39,6 +39,14 @@ class GaussianPriorConfig(PriorConfig):
             raise ValueError("give the Gaussian prior a shape (e.g. shape = [1, 8, 8]), a list mean, or a checkpoint")
         return self
 
+    def declared_shape(self):
+        if self.shape is not None:
+            return tuple(self.shape)
+        return (len(self.mean),) if isinstance(self.mean, list) and self.checkpoint is None else None
+
+    def declared_T(self):
+        return self.T
+
     def build(self, ctx):
         import torch
 
@@ -46,9 +54,9 @@ class GaussianPriorConfig(PriorConfig):
         from .priors import GaussianPrior
 
         if self.checkpoint is not None:
-            from safetensors.torch import load_file
+            from .tensorfiles import load_tensors
 
-            tensors = load_file(str(self.checkpoint))
+            tensors = load_tensors(self.checkpoint, what="prior.checkpoint")
             missing = {"mean", "var"} - set(tensors)
             if missing:
                 raise ConfigError(f"prior.checkpoint: {self.checkpoint} lacks tensor(s) {sorted(missing)}")
@@ -116,34 +124,61 @@ class MatchConfig(TermConfig):
     def _target_file(cls, value, info: ValidationInfo):
         return resolve_path(value, info) if isinstance(value, Path) or isinstance(value, str) else value
 
+    def check_prior_shape(self, shape: tuple) -> str | None:
+        """Called by ``validate`` with the prior's declared shape: a target or mask file of
+        another shape is an error (read from the file's header, no tensors loaded)."""
+        for label, path, key in (("target", self.target, "target"), ("mask", self.mask, "mask")):
+            if isinstance(path, Path):
+                found = _tensor_shape(path, key)
+                if found is not None and found != tuple(shape):
+                    return _shape_message(label, path, found, shape)
+        return None
+
     def build(self, ctx):
         import torch
-        from safetensors.torch import load_file
 
+        from .tensorfiles import load_tensors
         from .terms import MaskedGaussian
 
         shape = ctx.prior.shape
         mask = None
         if isinstance(self.target, Path):
-            tensors = load_file(str(self.target))
+            tensors = load_tensors(self.target, what="terms: match target")
             if "target" not in tensors:
                 raise ConfigError(f"terms: match target file {self.target} has no 'target' tensor")
             target, mask = tensors["target"], tensors.get("mask")
         else:
             target = torch.full(shape, float(self.target))
         if self.mask is not None:
-            mask = load_file(str(self.mask)).get("mask")
+            mask = load_tensors(self.mask, what="terms: match mask").get("mask")
             if mask is None:
                 raise ConfigError(f"terms: match mask file {self.mask} has no 'mask' tensor")
         mask = torch.ones(shape) if mask is None else mask.float()
-        for label, tensor in (("target", target), ("mask", mask)):
-            try:
-                torch.broadcast_shapes(tuple(tensor.shape), shape)
-            except RuntimeError:
-                raise ConfigError(
-                    f"terms: match {label} has shape {tuple(tensor.shape)}, which does not fit the prior's sample shape {shape}"
-                ) from None
+        for label, tensor, path in (("target", target, self.target), ("mask", mask, self.mask or self.target)):
+            if tuple(tensor.shape) != tuple(shape):  # exactly: broadcasting would hide a wrong file
+                raise ConfigError("terms: " + _shape_message(label, path, tuple(tensor.shape), shape))
         return MaskedGaussian(self, ctx, target.to(ctx.device), mask.to(ctx.device))
+
+
+def _tensor_shape(path: Path, key: str) -> tuple | None:
+    """The shape of one tensor of a safetensors file, from its header (None if unreadable)."""
+    import json
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            if size > 100_000_000:
+                return None
+            header = json.loads(f.read(size))
+        return tuple(header[key]["shape"]) if key in header else None
+    except (OSError, ValueError, KeyError, TypeError, struct.error):
+        return None  # the build reports unreadable files with their name
+
+
+def _shape_message(label: str, path, found: tuple, shape) -> str:
+    return (f"match {label} {path} has shape {found}; the prior's samples have shape {tuple(shape)}, and "
+            "the shapes must be equal (one value per pixel and channel)")
 
 
 @hookimpl

@@ -29,7 +29,7 @@ from .schedules import ScheduleValue
 class ClipPolicy(BaseModel):
     """How a term's gradient is clipped, per sample (see the module's table)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mode: Literal["none", "max_norm", "relative"] = "none"
     value: Optional[ScheduleValue] = None
     ema: float = Field(0.5, ge=0.0, lt=1.0)

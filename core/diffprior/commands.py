@@ -21,7 +21,10 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, help="TOML, YAML or JSON run config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optimizer.steps=200 --set terms.0.weight=0.5")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: runs/<config name>)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default: runs/<config name>); when it holds an earlier run, "
+                        "the run goes to <out>-1, <out>-2, ... unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--seed", type=int, default=None, help="seed of the first sample (sample i gets seed + i)")
     p.add_argument("--batch", type=int, default=None, help="number of samples")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
@@ -40,10 +43,13 @@ def _run(args) -> int:
     out = args.out or Path("runs") / args.config.stem
     from . import runner
 
-    result = runner.run(config, out, progress=not args.quiet)
+    def announce(path: Path) -> None:
+        print(f"run directory: {path}/", flush=True)
+
+    result = runner.run(config, out, progress=not args.quiet, overwrite=args.overwrite, on_start=announce)
     summary = ", ".join(f"{k} {float(v.float().mean()):.4g}" for k, v in result.metrics.items())
     state = "interrupted; partial results" if result.interrupted else "done"
-    print(f"{state}: {len(result.seeds)} sample(s), {result.steps_done} steps → {out}/")
+    print(f"{state}: {len(result.seeds)} sample(s), {result.steps_done} steps → {result.out_dir}/")
     if summary:
         print(f"mean metrics: {summary}")
     return 130 if result.interrupted else 0
@@ -87,7 +93,7 @@ def _configure_plugins(p):
 
 
 def _plugins(args) -> int:
-    from .plugins import get_registry
+    from .plugins import SLOW_IMPORT_SECONDS, get_registry
 
     registry = get_registry()
     infos = sorted(registry.plugins.values(), key=lambda i: (not i.first_party, i.distribution))
@@ -100,7 +106,9 @@ def _plugins(args) -> int:
     for info in infos:
         status = "FAILED" if info.errors else "ok"
         origin = "first-party" if info.first_party else "third-party"
-        print(f"{info.distribution} {info.version or '?'} ({origin}, {status})")
+        slow = (f", import took {info.import_seconds:.1f} s: every diffprior command pays it"
+                if info.import_seconds > SLOW_IMPORT_SECONDS and not info.distribution == "diffprior" else "")
+        print(f"{info.distribution} {info.version or '?'} ({origin}, {status}{slow})")
         for kind, names in sorted(info.registers.items()):
             print(f"  {kind + 's':10} {', '.join(names)}")
         for err in info.errors:

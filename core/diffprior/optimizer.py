@@ -64,6 +64,7 @@ class Result:
     metrics: dict[str, torch.Tensor]
     steps_done: int
     interrupted: bool = False
+    out_dir: Any = None  # the run directory its files went to (set by diffprior.run)
 
 
 def _make_optimizer(params: list[torch.Tensor], o: OptimizerConfig) -> torch.optim.Optimizer:
@@ -279,11 +280,10 @@ def final_metrics(variable, terms: Sequence[WeightedTerm], x: torch.Tensor) -> d
 
 def load_init_file(path) -> torch.Tensor:
     """The 'params' (or 'x') tensor of a safetensors file: the start of ``init.type = "file"``."""
-    from safetensors.torch import load_file
-
     from .errors import ConfigError
+    from .tensorfiles import load_tensors
 
-    tensors = load_file(str(path))
+    tensors = load_tensors(path, what="init.path")
     key = "params" if "params" in tensors else "x" if "x" in tensors else None
     if key is None:
         raise ConfigError(f"init.path: {path} has neither a 'params' nor an 'x' tensor")

@@ -14,20 +14,39 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .checks import MAX_SEED, reject_booleans
+
 from .bases import ExistingPath
 from .schedules import ScheduleValue
 
 __all__ = ["DEFAULT_TIMESTEPS", "DenoiseConfig", "InitConfig", "OptimizerConfig", "Options"]
 
 
-class OptimizerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+class _Strict(BaseModel):
+    """Finite numbers, and no boolean where a number goes (``steps = true``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        return reject_booleans(cls, data)
+
+
+class OptimizerConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
     type: Literal["adam", "adamax", "sgd"] = "adam"
     lr: ScheduleValue = 0.01
     steps: int = Field(1000, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
     momentum: float = Field(0.0, ge=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value):
+        for i, beta in enumerate(value):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"betas[{i}] = {beta}: each beta is a decay rate in [0, 1)")
+        return value
 
     @field_validator("lr")
     @classmethod
@@ -37,10 +56,10 @@ class OptimizerConfig(BaseModel):
         return value
 
 
-class InitConfig(BaseModel):
+class InitConfig(_Strict):
     """Where the variable's parameters start."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: Literal["variable", "noise", "zeros", "file"] = "variable"
     scale: float = Field(1.0, ge=0.0, description="standard deviation for 'noise'")
     path: Optional[ExistingPath] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
@@ -52,10 +71,10 @@ class InitConfig(BaseModel):
         return self
 
 
-class DenoiseConfig(BaseModel):
+class DenoiseConfig(_Strict):
     """Optional clean-up after the optimisation: DDPM/DDIM from ``from_t`` to 0."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     from_t: int = Field(..., gt=0)
     steps: Optional[int] = Field(None, gt=0, description="number of denoising steps (default: from_t)")
     method: Literal["ddpm", "ddim"] = "ddpm"
@@ -64,10 +83,13 @@ class DenoiseConfig(BaseModel):
 DEFAULT_TIMESTEPS = {"type": "cosine-linear", "high": 1000, "low": 0, "amplitude": 0.25, "period": 50}
 
 
-class Options(BaseModel):
+DEVICE_PATTERN = r"^(cpu|mps|cuda|cuda:\d+|xpu|xpu:\d+)$"
+
+
+class Options(_Strict):
     """Everything about a run except what is optimised (prior, variable, terms)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     timesteps: ScheduleValue = Field(
         default_factory=lambda: dict(DEFAULT_TIMESTEPS),
@@ -81,8 +103,17 @@ class Options(BaseModel):
     init: InitConfig = Field(default_factory=InitConfig)
     denoise: Optional[DenoiseConfig] = None
     batch: int = Field(1, gt=0)
-    seed: int = Field(0, ge=0)
-    device: str = "cpu"
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    device: str = Field("cpu", description="cpu, cuda, cuda:N, mps or xpu")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str):
+        import re
+
+        if not re.match(DEVICE_PATTERN, value.strip()):
+            raise ValueError(f"unknown device {value!r}: use cpu, cuda, cuda:N (N = 0, 1, ...), mps or xpu")
+        return value.strip()
 
     @property
     def steps(self) -> int:

@@ -49,7 +49,7 @@ def save_grid(x: torch.Tensor, path: Path, data_range=(-1.0, 1.0), ncol: int | N
     image = Image.fromarray(canvas.numpy())
     if scale > 1:
         image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    image.save(path)
+    image.save(path, format="PNG")  # explicit: atomic writes go through a temporary name
     return True
 
 
@@ -73,14 +73,26 @@ def plot_losses(losses: dict[str, torch.Tensor], timesteps: torch.Tensor, path: 
             ax.set_yscale("log")
     axes[0][0].legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
-def write_run(out: Path, config, result, prior, *, elapsed: float | None = None) -> dict[str, Path]:
+# every file a run may write (an overwritten run's leftovers among them are removed)
+RUN_FILES = ("samples.safetensors", "samples.png", "metrics.json", "config.resolved.toml", "losses.png")
+
+
+def write_run(out, config, result, prior, *, elapsed: float | None = None, status: str | None = None) -> dict[str, Path]:
+    """Write a run's files into ``out`` (a claimed :class:`~diffprior.rundir.RunDir`, or a
+    path, which is then claimed as a fresh directory), each atomically, the manifest last."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
+    from .rundir import RunDir
+
+    if not isinstance(out, RunDir):
+        with RunDir.claim(out) as run_dir:
+            return write_run(run_dir, config, result, prior, elapsed=elapsed, status=status)
+    run_dir = out
+    run_dir.start_overwrite()
     files = {}
     tensors = {
         "x": result.x.cpu().clone().contiguous(),
@@ -88,11 +100,10 @@ def write_run(out: Path, config, result, prior, *, elapsed: float | None = None)
         "params": result.params.cpu().clone().contiguous(),
         "seeds": torch.tensor(result.seeds),
     }
-    files["tensors"] = out / "samples.safetensors"
-    save_file(tensors, str(files["tensors"]))
-    grid = out / "samples.png"
-    if save_grid(result.x, grid, prior.data_range, scale=max(1, 128 // result.x.shape[-1])):
-        files["grid"] = grid
+    files["tensors"] = run_dir.write("samples.safetensors", lambda p: save_file(tensors, str(p)))
+    scale = max(1, 128 // result.x.shape[-1])
+    if to_images(result.x[:1], prior.data_range) is not None:
+        files["grid"] = run_dir.write("samples.png", lambda p: save_grid(result.x, p, prior.data_range, scale=scale))
     metrics = {
         "seeds": result.seeds,
         "steps_done": result.steps_done,
@@ -102,13 +113,13 @@ def write_run(out: Path, config, result, prior, *, elapsed: float | None = None)
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
         "metrics_mean": {k: float(v.float().mean()) for k, v in result.metrics.items()},
     }
-    files["metrics"] = out / "metrics.json"
-    files["metrics"].write_text(json.dumps(metrics, indent=2))
-    files["config"] = out / "config.resolved.toml"
-    files["config"].write_text(dump_toml(config.model_dump(mode="json", exclude_none=True)))
+    files["metrics"] = run_dir.write_text("metrics.json", json.dumps(metrics, indent=2))
+    files["config"] = run_dir.write_text("config.resolved.toml",
+                                         dump_toml(config.model_dump(mode="json", exclude_none=True)))
     if result.steps_done:
-        files["losses"] = out / "losses.png"
-        plot_losses(result.losses, result.timesteps, files["losses"])
+        files["losses"] = run_dir.write("losses.png", lambda p: plot_losses(result.losses, result.timesteps, p))
+    state = status or ("interrupted" if result.interrupted else "done")
+    files["manifest"] = run_dir.finish({"status": state, "steps_done": result.steps_done}, outputs=RUN_FILES)
     return files
 
 

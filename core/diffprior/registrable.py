@@ -8,15 +8,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class PluginConfig(BaseModel):
-    """Base of every registrable config: a literal ``type`` tag and forbidden extra keys."""
+    """Base of every registrable config: a literal ``type`` tag and forbidden extra keys.
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
+    Numbers must be finite (``inf``/``nan`` are refused) and a boolean is not a number."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True, allow_inf_nan=False)
     kind: ClassVar[str] = ""
     type: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        from .checks import reject_booleans
+
+        return reject_booleans(cls, data)
 
     @classmethod
     def type_name(cls) -> str:

@@ -99,7 +99,8 @@ def format_validation_error(exc: ValidationError, data: dict, registry) -> list[
         etype = err["type"]
         if etype == "union_tag_invalid":
             kind = _KIND_OF_KEY.get(kind_key, "type")
-            msg = unknown_name_message(kind, err["ctx"]["tag"], registry.names(kind) if kind in registry.entries else [])
+            msg = (registry.unknown_message(kind, err["ctx"]["tag"]) if kind in registry.entries
+                   else unknown_name_message(kind, err["ctx"]["tag"], []))
             where = where + ".type"
         elif etype == "union_tag_not_found":
             kind = _KIND_OF_KEY.get(kind_key, "type")
@@ -153,7 +154,7 @@ def _unknown_type_tags(data: dict, registry) -> list[str]:
         if isinstance(entry, dict) and "type" not in entry:
             lines.append(f"{where}: missing 'type' key; available {kind} types: " + ", ".join(registry.names(kind)))
         elif isinstance(entry, dict) and entry["type"] not in registry.entries[kind]:
-            lines.append(f"{where}.type: {unknown_name_message(kind, entry['type'], registry.names(kind))}")
+            lines.append(f"{where}.type: {registry.unknown_message(kind, entry['type'])}")
     return lines
 
 
@@ -173,6 +174,11 @@ def validate_config(data: dict, *, source: str | None = None, base_dir: Path | N
         lines = format_validation_error(exc, data, registry)
         raise ConfigError(lines[0] if len(lines) == 1 else "\n  " + "\n  ".join(lines), source=source) from None
     config._base_dir = Path(base_dir) if base_dir is not None else None
+    from .checks import check_run
+
+    problems = check_run(config)
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else "\n  " + "\n  ".join(problems), source=source)
     return config
 
 

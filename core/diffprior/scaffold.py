@@ -115,10 +115,30 @@ def run_command(args) -> int:
     print(f"created {names.distribution} in {target}/")
     for path in written:
         print(f"  {path.relative_to(target)}")
+    python, diffprior = _tool("python"), _tool("diffprior")
     print(
         "next:\n"
-        f"  pip install -e {target}\n"
-        f"  diffprior plugins          # lists {names.distribution}, term '{names.term}'\n"
-        f"  python -m pytest -q {target}"
+        f"  {python} -m pip install -e {target}\n"
+        f"  {diffprior} plugins          # lists {names.distribution}, term '{names.term}'\n"
+        f"  {python} -m pytest -q {target}"
     )
     return 0
+
+
+def _tool(name: str) -> str:
+    """How to call ``name`` of this environment from here: the bare name when it is what the
+    shell finds (an activated venv), else its path (``.venv/bin/python``), so the printed
+    commands work without activating anything."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).parent / name
+    if name == "python":
+        here = Path(sys.executable)
+    found = shutil.which(name)
+    if found and Path(found).resolve() == here.resolve():
+        return name
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)

@@ -38,6 +38,7 @@ import time.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -492,6 +493,7 @@ class PluginSandbox:
         """The environment of sandbox subprocesses; ``NAME=None`` removes a variable."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFPRIOR_")}
         env["PYTHONPATH"] = os.pathsep.join([str(self.site), *filter(None, [os.environ.get("PYTHONPATH")])])
+        env["DIFFPRIOR_CACHE_DIR"] = str(self.root / "cache")  # the plugin index of this sandbox only
         env.setdefault("OMP_NUM_THREADS", "1")
         for key, value in overrides.items():
             if value is None:
@@ -511,6 +513,70 @@ class PluginSandbox:
         return self.python("-m", "diffprior.cli", *args, **kwargs)
 
 
+# ----------------------------------------------------------------------------- schedules
+def check_schedule(schedule_cls, params: Mapping | None = None, *, steps: int = 50):
+    """Check a schedule class; return the validated instance for ``params``.
+
+    - it subclasses :class:`diffprior.Schedule`, has a literal ``type``, forbids unknown
+      keys and round-trips through JSON (:func:`check_config`);
+    - ``schedule(s, step, steps)`` returns a finite Python number for s in [0, 1] and
+      every step, the same one on every call (no hidden state: the optimizer and
+      ``at_step`` may call it any number of times);
+    - the short form ``{type_name = [values]}`` fills the fields in declaration order
+      (``jitter`` excluded) and validates to an equal schedule;
+    - ``jitter`` is accepted and leaves the value unchanged (the optimizer adds the noise,
+      per sample, from each sample's generator).
+    """
+    from .config import parse_schedule
+    from .schedules import Schedule
+
+    if not (isinstance(schedule_cls, type) and issubclass(schedule_cls, Schedule)):
+        _fail(f"{schedule_cls!r} must subclass diffprior.Schedule")
+    schedule = check_config(schedule_cls, params)
+    name = schedule_cls.type_name()
+
+    def values(sched) -> list:
+        out = []
+        for step in range(steps + 1):
+            s = step / steps
+            try:
+                value = sched(s, step, steps)
+            except Exception as exc:
+                _fail(f"{name}: schedule(s={s:g}, step={step}, steps={steps}) raised {type(exc).__name__}: {exc}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                _fail(f"{name}: schedule(s, step, steps) must return a float, got {type(value).__name__} at s={s:g}")
+            if not math.isfinite(value):
+                _fail(f"{name}: schedule(s={s:g}, step={step}, steps={steps}) is {value}; a schedule must be finite")
+            out.append(float(value))
+        return out
+
+    first = values(schedule)
+    if values(schedule) != first:
+        _fail(f"{name}: calling the schedule twice gave different values; keep no state between calls "
+              "(randomness belongs in jitter, which the optimizer draws per sample)")
+    fields = [f for f in schedule_cls.model_fields if f not in ("type", "jitter")]
+    data = schedule.model_dump(mode="json")
+    short = {name: [data[f] for f in fields]}
+    try:
+        from_short = parse_schedule(short) if _registered_schedule(name, schedule_cls) else None
+    except ValueError as exc:
+        _fail(f"{name}: the short form {short} does not validate: {exc}")
+    if from_short is not None and from_short != schedule:
+        _fail(f"{name}: the short form {short} gave {from_short.model_dump(mode='json')}, not {data}")
+    jittered = _instance(schedule_cls, {**dict(params or {}), "jitter": 0.5}, None)
+    if values(jittered) != first:
+        _fail(f"{name}: jitter must not change schedule(s, step, steps); the optimizer adds it per sample")
+    return schedule
+
+
+def _registered_schedule(name: str, cls) -> bool:
+    """The short form resolves names through the registry: only check it for a registered class."""
+    from .plugins import get_registry
+
+    reg = get_registry().schedules.get(name)
+    return reg is not None and reg.obj is cls
+
+
 # ----------------------------------------------------------------------------- pytest fixtures
 class Conformance:
     """The checks, bundled for the ``diffprior_conformance`` fixture."""
@@ -519,6 +585,7 @@ class Conformance:
     check_term_defaults = staticmethod(check_term_defaults)
     check_term = staticmethod(check_term)
     check_prior = staticmethod(check_prior)
+    check_schedule = staticmethod(check_schedule)
     check_variable = staticmethod(check_variable)
     check_lazy_import = staticmethod(check_lazy_import)
     check_plugin = staticmethod(check_plugin)

@@ -62,9 +62,9 @@ def outline(shape: str, height: int, width: int, size: float, line_width: float)
 
 def load_edge_map(path, channels: int, height: int, width: int, epsilon: float) -> torch.Tensor:
     """An edge map [H, W] from a safetensors file's ``edges`` tensor or ``image`` tensor."""
-    from safetensors.torch import load_file
+    from diffprior import load_tensors
 
-    tensors = load_file(str(path))
+    tensors = load_tensors(path, what="terms: edge map")
     if "edges" in tensors:
         edges = tensors["edges"].float()
         edges = edges.mean(0) if edges.dim() == 3 else edges

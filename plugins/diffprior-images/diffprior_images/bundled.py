@@ -52,12 +52,12 @@ def bundled_spec(name: str) -> ModelSpec:
     meta = json.loads(meta_path.read_text())
 
     def build(device: str = "cpu"):
-        from safetensors.torch import load_file
+        from diffprior import load_tensors
 
         from .networks import ARCHITECTURES
 
         module = ARCHITECTURES[meta["arch"]](**meta["arch_kwargs"])
-        module.load_state_dict(load_file(str(WEIGHTS_DIR / f"{name}.safetensors")))
+        module.load_state_dict(load_tensors(WEIGHTS_DIR / f"{name}.safetensors", what="bundled network"))
         return module.eval().to(device)
 
     return ModelSpec(

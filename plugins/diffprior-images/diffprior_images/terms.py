@@ -153,11 +153,13 @@ def _load_timm(config, device):
     model = timm.create_model(config.timm, pretrained=False, num_classes=config.num_classes, in_chans=in_chans)
     path = Path(config.checkpoint)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from diffprior import load_tensors
 
-        state = load_file(str(path))
+        state = load_tensors(path, what="terms: classifier checkpoint")
     else:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        from diffprior import load_torch_weights
+
+        state = load_torch_weights(path, what="terms: classifier checkpoint")
         state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
     try:
         model.load_state_dict(state)
@@ -234,9 +236,9 @@ def _digit(ref, size: int) -> tuple[torch.Tensor, int]:
 
 
 def _tensor_from_file(path: Path, key: str) -> torch.Tensor:
-    from safetensors.torch import load_file
+    from diffprior import load_tensors
 
-    tensors = load_file(str(path))
+    tensors = load_tensors(path, what="terms: file")
     if key not in tensors:
         raise ConfigError(f"terms: {path} has no {key!r} tensor (it has: {', '.join(sorted(tensors)) or 'none'})")
     return tensors[key]

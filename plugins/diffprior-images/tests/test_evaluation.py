@@ -36,3 +36,23 @@ def test_pixel_figures():
     mask = torch.zeros(1, 8, 8)
     mask[:, :4] = 1
     assert torch.allclose(masked_error(x, x[0], mask)[0], torch.zeros(()))
+
+
+def test_mean_ink_is_the_mean_intensity_in_zero_one():
+    x = torch.full((3, 1, 4, 4), -1.0)
+    x[0, 0, :2] = 1.0  # half the pixels full: 0.5
+    x[1, 0, 0, 0] = 0.0  # one pixel at mid-grey: 0.5 / 16
+    x[2] = 3.0  # out of range: clipped to 1 first
+    x[2, 0, 0] = -5.0  # one row clipped to 0: 12 / 16
+    torch.testing.assert_close(mean_ink(x), torch.tensor([0.5, 0.5 / 16, 0.75]))
+
+
+def test_masked_error_is_the_mse_on_the_known_pixels_only():
+    image = torch.zeros(1, 4, 4)
+    mask = torch.zeros(1, 4, 4)
+    mask[0, 0, :] = 1  # 4 known pixels
+    x = torch.zeros(2, 1, 4, 4)
+    x[0, 0, 0] = torch.tensor([1.0, -1.0, 0.5, 0.0])  # squared errors 1 + 1 + 0.25 + 0 over 4 pixels
+    x[1, 0, 1:] = 7.0  # errors only where the mask is 0: not counted
+    x[1, 0, 0, 0] = 2.0  # 4 / 4
+    torch.testing.assert_close(masked_error(x, image, mask), torch.tensor([2.25 / 4, 1.0]))

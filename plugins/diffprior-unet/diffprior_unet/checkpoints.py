@@ -130,7 +130,7 @@ def copy_checkpoint(checkpoint: str | Path, target: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, device: str = "cpu"):
     """(UNet in eval mode, float32, on ``device``; metadata dict) from a bundled name or a path."""
-    from safetensors.torch import load_file
+    from diffprior import load_tensors
 
     from .config import UNetArchitecture
     from .model import UNet
@@ -138,7 +138,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu"):
     path = resolve_checkpoint(path)
     meta = read_metadata(path)
     model = UNet(UNetArchitecture.model_validate(meta["architecture"]))
-    tensors = {k: v.float() for k, v in load_file(str(path)).items()}
+    tensors = {k: v.float() for k, v in load_tensors(path, what="prior checkpoint").items()}
     try:
         model.load_state_dict(tensors)
     except RuntimeError as exc:

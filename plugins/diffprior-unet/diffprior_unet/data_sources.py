@@ -144,16 +144,18 @@ def _read_tensors(path: Path, key: str | None) -> torch.Tensor:
             archive = np.load(path, allow_pickle=False)
             return torch.from_numpy(archive[_pick_key(list(archive.keys()), key, path)])
         if suffix == ".pt":
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            from diffprior import load_torch_weights
+
+            obj = load_torch_weights(path, what="data file")
             if isinstance(obj, dict):
                 obj = obj[_pick_key(list(obj), key, path)]
             if not isinstance(obj, torch.Tensor):
                 raise ConfigError(f"expected a tensor (or a dict of tensors), found {type(obj).__name__}", source=str(path))
             return obj
         if suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from diffprior import load_tensors
 
-            tensors = load_file(str(path))
+            tensors = load_tensors(path, what="data file")
             return tensors[_pick_key(list(tensors), key, path)]
     except ConfigError:
         raise

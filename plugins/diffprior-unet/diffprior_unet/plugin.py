@@ -34,6 +34,19 @@ class UNetPriorConfig(PriorConfig):
         except FileNotFoundError as exc:
             raise ValueError(str(exc)) from None
 
+    def _metadata(self) -> dict:
+        from pathlib import Path
+
+        from .checkpoints import read_metadata
+
+        return read_metadata(Path(self.checkpoint))
+
+    def declared_shape(self):
+        return tuple(self._metadata()["shape"])
+
+    def declared_T(self):
+        return int(self._metadata()["noise_schedule"]["T"])
+
     def build(self, ctx):
         from .checkpoints import load_prior
 

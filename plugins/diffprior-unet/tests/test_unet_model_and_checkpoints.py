@@ -120,3 +120,33 @@ def test_other_plugins_record_metadata_through_the_checkpoint_api(tmp_path):
     with pytest.raises(ValueError, match="belongs to diffprior-unet"):
         set_plugin_metadata(path, "architecture", {})
     load_prior(copy)  # still a loadable checkpoint
+
+
+def test_cosine_checkpoint_with_its_own_data_range_round_trips_through_the_prior(tmp_path):
+    """Not only the metadata: the loaded prior's ᾱ_t, noising, ε and denoising are those of a
+    cosine schedule and a [0, 1] data range, by the run-config path and by load_prior."""
+    from diffprior.config import BuildContext, validate_config
+
+    from diffprior_unet.prior import UNetPrior
+
+    model = _trained_looking(UNet(TINY))
+    noise = NoiseSchedule.cosine(50)
+    path = save_checkpoint(model, tmp_path / "cosine01", noise=noise, data_range=(0.0, 1.0), dtype="float32")
+    expected = UNetPrior(model, noise, data_range=(0.0, 1.0))
+    from_config = validate_config({"prior": {"type": "unet", "checkpoint": str(path)}}).prior.build(BuildContext())
+    for prior in (load_prior(path), from_config):
+        assert prior.T == 50 and prior.data_range == (0.0, 1.0)
+        assert torch.equal(prior.noise.alphas_cumprod, noise.alphas_cumprod)
+        assert not torch.allclose(prior.noise.alphas_cumprod, NoiseSchedule.linear(50).alphas_cumprod, atol=1e-2)
+        x0 = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        eps = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+        t = torch.tensor([0, 10, 25, 49])
+        ab = noise.alphas_cumprod[t].float().view(-1, 1, 1, 1)
+        torch.testing.assert_close(prior.q_sample(x0, t, eps), ab.sqrt() * x0 + (1 - ab).sqrt() * eps)
+        x_t = prior.q_sample(x0, t, eps)
+        assert torch.equal(prior.eps(x_t, t), model(x_t, t))
+        for method in ("ddim", "ddpm"):
+            gens = lambda: [torch.Generator().manual_seed(s) for s in range(4)]  # noqa: E731
+            out = prior.denoise(x0, 30, steps=6, method=method, generators=gens())
+            torch.testing.assert_close(out, expected.denoise(x0, 30, steps=6, method=method, generators=gens()))
+            assert out.min() >= 0.0 and out.max() <= 1.0

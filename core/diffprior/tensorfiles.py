@@ -1,0 +1,43 @@
+"""Reading tensors from files a user hands us: safetensors only, or a ``.pt`` read with
+``weights_only=True``; never pickle. A file that is missing, truncated, corrupted or of
+another format is a :class:`~diffprior.config.ConfigError` (exit 2) of one line naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _detail(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def load_tensors(path, *, what: str = "tensor file") -> dict:
+    """All tensors of a safetensors file, on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} not found")
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # SafetensorError (truncated, corrupted, not safetensors), OSError
+        raise ConfigError(f"{what} {path} is not a readable safetensors file ({_detail(exc)}); "
+                          "write it with safetensors.torch.save_file") from None
+
+
+def load_torch_weights(path, *, what: str = "weights file"):
+    """A ``.pt``/``.pth`` file read with ``weights_only=True``: tensors and plain containers only."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} not found")
+    import torch
+
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for anything but weights, RuntimeError when truncated
+        raise ConfigError(f"{what} {path} cannot be read as plain weights ({_detail(exc)}); "
+                          "diffprior never unpickles objects: save tensors with safetensors") from None
