@@ -222,7 +222,7 @@ def test_eval_table_numbers_match_tours_computed_independently(tiny_prior_path, 
 
     uniform = [walk(naive_greedy_edges(-np.array([[math.dist(p, q) for q in c] for p in c]))) for c in coords]
     nearest = [naive_nearest_neighbour(c) for c in coords]
-    check("uniform heat-map, greedy (no prior)", [length(c, t) for c, t in zip(coords, uniform)])
+    check("uniform heat-map, greedy", [length(c, t) for c, t in zip(coords, uniform)])
     check("uniform heat-map, greedy + 2-opt", [length(c, naive_two_opt(c, t)) for c, t in zip(coords, uniform)])
     check("nearest neighbour + 2-opt", [length(c, naive_two_opt(c, t)) for c, t in zip(coords, nearest)])
     check("elkai (LKH, 1 run)", [best for _, best in optimal])
