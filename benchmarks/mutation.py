@@ -43,22 +43,35 @@ PACKAGES = {  # import name → folder in the repository
     "diffprior_images": ROOT / "plugins" / "diffprior-images" / "diffprior_images",
     "diffprior_tsp": ROOT / "plugins" / "diffprior-tsp" / "diffprior_tsp",
 }
-CORE_TESTS = ["tests"]
-TSP_TESTS = ["plugins/diffprior-tsp/tests"]
-
-# name → (files to mutate, as src/PACKAGE/FILE.py; tests to run, relative to the repository)
+# Each module runs against the fast test files that exercise it (mutmut then runs, per mutant,
+# only those of them that reach the mutated function).
+OPTIMIZER_TESTS = ["tests/test_optimizer_ground_truth.py", "tests/test_free_energy_optimum.py",
+                   "tests/test_batch_independence.py", "tests/test_run_outputs.py", "tests/test_denoise.py",
+                   "tests/test_builtins_conformance.py"]
 MODULES: dict[str, tuple[list[str], list[str]]] = {
-    "optimizer": (["src/diffprior/optimizer.py", "src/diffprior/clipping.py"], CORE_TESTS),
-    "schedules": (["src/diffprior/schedules.py"], CORE_TESTS),
-    "noise": (["src/diffprior/noise.py"], CORE_TESTS + ["plugins/diffprior-unet/tests"]),
-    "variables": (["src/diffprior/variables.py"], CORE_TESTS),
-    "tsp": (["src/diffprior_tsp/decode.py", "src/diffprior_tsp/raster.py", "src/diffprior_tsp/variable.py"], TSP_TESTS),
-    "plugins": (["src/diffprior/plugins.py"], CORE_TESTS),
-    "config": (["src/diffprior/config.py", "src/diffprior/run_config.py", "src/diffprior/config_files.py",
-                "src/diffprior/bases.py"], CORE_TESTS),
+    # name: (files to mutate, as src/PACKAGE/FILE.py; tests, relative to the repository)
+    "optimizer": (["src/diffprior/optimizer.py", "src/diffprior/clipping.py"], OPTIMIZER_TESTS),
+    "schedules": (["src/diffprior/schedules.py"],
+                  ["tests/test_schedules.py", "tests/test_config_errors.py", "tests/test_optimizer_ground_truth.py"]),
+    "noise": (["src/diffprior/noise.py"],
+              ["tests/test_denoise.py", "tests/test_optimizer_ground_truth.py", "tests/test_free_energy_optimum.py",
+               "plugins/diffprior-unet/tests/test_unet_model_and_checkpoints.py"]),
+    "variables": (["src/diffprior/variables.py"],
+                  ["tests/test_builtins_conformance.py", "tests/test_optimizer_ground_truth.py",
+                   "tests/test_run_outputs.py", "tests/test_conformance_kit.py"]),
+    "tsp": (["src/diffprior_tsp/decode.py", "src/diffprior_tsp/raster.py", "src/diffprior_tsp/variable.py"],
+            ["plugins/diffprior-tsp/tests"]),
+    "plugins": (["src/diffprior/plugins.py"],
+                ["tests/test_plugins_core.py", "tests/test_plugin_isolation.py", "tests/test_third_party.py",
+                 "tests/test_conformance_kit.py"]),
+    "config": (["src/diffprior/run_config.py", "src/diffprior/config_files.py", "src/diffprior/bases.py",
+                "src/diffprior/options.py"],
+               ["tests/test_config_errors.py", "tests/test_run_outputs.py", "tests/test_schedules.py",
+                "tests/test_plugins_core.py"]),
 }
 # always copied beside the tests: what they read relative to their own files
-SUPPORT = ["examples", "docs", "scripts", "README.md", "plugins/diffprior-tsp/examples", "plugins/diffprior-unet/tests/unet_tiny_arch.py"]
+SUPPORT = ["examples", "docs", "scripts", "README.md", "contrib", "tests/conftest.py", "tests/configs", "plugins/diffprior-tsp/examples", "plugins/diffprior-unet/tests/unet_tiny_arch.py",
+           "plugins/diffprior-unet/tests/conftest.py"]
 
 
 def _ignore(_, names):

@@ -38,6 +38,9 @@ def test_batch_equals_separate_runs(clip, gradient):
         torch.testing.assert_close(batch.losses["match"][:, i : i + 1], single.losses["match"], rtol=1e-5, atol=1e-6)
     # and different seeds really give different samples
     assert not torch.allclose(batch.x[0], batch.x[1])
+    if clip != "none":  # the clip bites: every sample differs from its unclipped run
+        unclipped = optimize(prior, Pixels(prior), [WeightedTerm("match", term, terms[0].weight)], seeds, options)
+        assert ((batch.x - unclipped.x).flatten(1).abs().max(1).values > 1e-3).all()
 
 
 def test_position_in_batch_does_not_matter():

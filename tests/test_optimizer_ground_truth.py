@@ -22,8 +22,7 @@ import math
 import pytest
 import torch
 
-from diffprior import GaussianPrior, NoiseSchedule, Pixels, WeightedTerm, optimize
-from diffprior.config import ClipPolicy
+from diffprior import ClipPolicy, GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
 from diffprior.schedules import Constant, Exponential, Linear
 from diffprior.terms import MaskedQuadratic
 
@@ -46,15 +45,10 @@ def match_term() -> MaskedQuadratic:
     return MaskedQuadratic(_MatchSettings(), None, torch.full(SHAPE, TARGET), torch.ones(SHAPE))
 
 
-def run(prior, terms, x0, *, steps, lr, timesteps, prior_weight=1.0, gradient="full", optimizer="sgd", callbacks=(),
-        seeds=None):
-    """optimize() with plain options: one place that knows how options are spelt."""
-    from diffprior import Options
-
+def run(prior, terms, x0, *, steps, lr, timesteps, prior_weight=1.0, gradient="full", optimizer="sgd", seeds=None):
     options = Options(optimizer={"type": optimizer, "steps": steps, "lr": lr}, timesteps=timesteps,
                       prior_weight=prior_weight, gradient=gradient)
-    return optimize(prior, Pixels(prior, clip_terms=False), terms, seeds or list(range(len(x0))), options,
-                    init_params=x0, callbacks=callbacks)
+    return optimize(prior, Pixels(prior, clip_terms=False), terms, seeds or list(range(len(x0))), options, init_params=x0)
 
 
 def k_and_alpha_bar(prior, t: int) -> tuple[float, float]:
