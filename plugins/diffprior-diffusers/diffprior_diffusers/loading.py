@@ -51,8 +51,8 @@ def _hub_snapshot(repo_id: str, revision: Optional[str]) -> Path:
         reason = "downloading is off (HF_HUB_OFFLINE=1)" if _offline() else f"the hub could not be reached ({type(exc).__name__})"
         raise ConfigError(
             f"prior.model: {repo_id!r} is not a local folder and is not in the Hugging Face cache "
-            f"({constants.HF_HUB_CACHE}), and {reason}; on a machine with internet run "
-            f"`huggingface-cli download {repo_id}` (the cache can then be copied here), or give the folder of a saved pipeline"
+            f"({constants.HF_HUB_CACHE}), and {reason}; on a machine with internet run `hf download {repo_id}` "
+            f"(older huggingface_hub: `huggingface-cli download {repo_id}`) and copy the cache here, or give the folder of a saved pipeline"
         ) from None
 
 

@@ -187,7 +187,7 @@ def test_hub_id_offline_is_one_line_exit_2(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "google/ddpm-celebahq-256" in err and "HF_HUB_OFFLINE=1" in err and "huggingface-cli download" in err
+    assert "google/ddpm-celebahq-256" in err and "HF_HUB_OFFLINE=1" in err and "hf download google/ddpm-celebahq-256" in err
 
 
 def test_missing_folder_is_reported(tmp_path):

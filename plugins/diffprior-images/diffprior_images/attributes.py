@@ -17,7 +17,7 @@ from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from diffprior.config import ConfigError, ExistingPath, TermConfig
+from diffprior import ConfigError, ExistingPath, TermConfig
 
 from .plugin import AugmentConfig, ClassifierConfig
 
