@@ -6,7 +6,8 @@ The model is the FFHQ ADM architecture (preset ``ffhq_10m``: 1 res block per lev
 mult 1,1,2,2,4,4, attention at 16 px, scale-shift norm, up/down res blocks) made small:
 ``--channels`` base channels at ``--size`` pixels, random weights. For each batch size (after
 the RSS high-water mark is reset before the step) it reports the step's peak RSS minus the
-RSS before it (weights loaded): the memory the gradient needs.
+RSS before it (weights loaded): the memory the gradient needs. Each mode runs in a fresh process
+with fixed glibc malloc thresholds (``MALLOC_ENV``) so that freed tensors leave the resident set.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/diffusers_memory.py            # table of all modes
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/diffusers_memory.py --mode fp32 --json   # one mode
@@ -24,6 +25,11 @@ import time
 
 MODES = {"fp32": ("fp32", False), "fp32+checkpointing": ("fp32", True), "bf16": ("bf16", False),
          "bf16+checkpointing": ("bf16", True)}
+
+
+# glibc keeps freed blocks resident and raises its mmap threshold as it goes; fixed thresholds make
+# every large tensor its own mapping, returned at once when freed, so the RSS follows live memory
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 def _rss_mb() -> float:
@@ -101,7 +107,8 @@ def main() -> int:
     results = []
     for mode in MODES:  # a fresh process per mode: nothing cached from another mode
         out = subprocess.run([sys.executable, __file__, "--mode", mode, "--channels", str(args.channels), "--size",
-                              str(args.size), "--batches", args.batches, "--json"], capture_output=True, text=True, check=True)
+                              str(args.size), "--batches", args.batches, "--json"], capture_output=True, text=True,
+                             check=True, env=dict(os.environ, **MALLOC_ENV))
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     first = results[0]
     print(f"ADM (ffhq_10m layout) with {first['channels']} base channels at {first['size']}x{first['size']}: "

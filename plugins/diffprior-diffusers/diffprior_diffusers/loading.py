@@ -103,8 +103,8 @@ def find_layout(model: str, subfolder: Optional[str] = None, revision: Optional[
     if text:
         raise ConfigError(f"prior.model: {model} is a text-conditioned pipeline ({pipeline.get('_class_name', '?')} with "
                           f"{text[0]!r}); diffprior needs an unconditional (or class-conditional) pixel-space UNet2DModel")
-    if subfolder is None and pipeline:
-        subfolder = "unet" if "unet" in pipeline else None
+    if subfolder is None and "unet" in pipeline and (root / "unet" / "config.json").exists():
+        subfolder = "unet"  # a saved pipeline; early hub repositories kept the UNet at the top level
     unet_dir = root / subfolder if subfolder else root
     unet_config = _read(unet_dir / "config.json")
     if unet_config is None:

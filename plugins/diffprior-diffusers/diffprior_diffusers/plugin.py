@@ -25,6 +25,10 @@ class _Common(PriorConfig):
 
     def build(self, ctx):
         prior = self.build_prior(self.device or ctx.device)
+        if self.device and self.device != ctx.device:
+            import torch
+
+            prior.run_device = torch.device(ctx.device)  # the run's tensors stay where the run is
         return prior
 
     def build_prior(self, device: str = "cpu", *, meta_only: bool = False):

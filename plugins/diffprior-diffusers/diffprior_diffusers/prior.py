@@ -43,6 +43,11 @@ class DiffusersPrior(Prior):
         self.prediction_type = prediction_type
         self.class_label = class_label
         self.metadata = metadata or {}
+        self.run_device: torch.device | None = None  # set when the network runs on another device than the run
+
+    @property
+    def device(self) -> torch.device:
+        return self.run_device if self.run_device is not None else super().device
 
     @property
     def model_dtype(self) -> torch.dtype:
@@ -50,11 +55,12 @@ class DiffusersPrior(Prior):
 
     def model_output(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The network's own output for the first C channels, as float32."""
+        model_device = next(self.unet.parameters()).device
         labels = None
         if self.class_label is not None:
-            labels = torch.full((x_t.shape[0],), self.class_label, dtype=torch.long, device=x_t.device)
-        out = self.unet(x_t.to(self.model_dtype), t.to(x_t.device), class_labels=labels, return_dict=False)[0]
-        return out[:, : self.shape[0]].float()
+            labels = torch.full((x_t.shape[0],), self.class_label, dtype=torch.long, device=model_device)
+        out = self.unet(x_t.to(model_device, self.model_dtype), t.to(model_device), class_labels=labels, return_dict=False)[0]
+        return out[:, : self.shape[0]].float().to(x_t.device)
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.model_output(x_t, t)
