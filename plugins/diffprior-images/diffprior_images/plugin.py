@@ -254,7 +254,9 @@ TERM_CONFIGS = (SymmetryConfig, IntensityConfig, ClassifierConfig, MaskConfig, S
 
 @hookimpl
 def register_terms(register):
-    for cls in TERM_CONFIGS:
+    from .attributes import AttributesConfig  # faces recipe: attributes by name (its own module)
+
+    for cls in TERM_CONFIGS + (AttributesConfig,):
         register(cls)
 
 

@@ -38,7 +38,8 @@ RECIPES = {
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", choices=sorted(RECIPES), help="which bundled network to train")
+    p.add_argument("name", choices=sorted(RECIPES) + ["attributes"],
+                   help="which bundled network to train, or 'attributes': a multi-label classifier from --images + --attributes")
     p.add_argument("--out", type=Path, required=True, help="folder for NAME.safetensors and NAME.json")
     p.add_argument("--epochs", type=int, default=None, help="passes over the split (default: the recipe's)")
     p.add_argument("--noise", type=float, default=None,
@@ -46,6 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .attribute_training import add_arguments
+
+    add_arguments(p)
 
 
 def _shift(images, gen):
@@ -144,6 +148,10 @@ def train(name: str, out: Path, *, epochs: int | None = None, noise: float | Non
 
 
 def run(args) -> int:
+    if args.name == "attributes":
+        from .attribute_training import run as run_attributes
+
+        return run_attributes(args)
     import torch
 
     from diffprior.command import UsageError
