@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from .schedules import ScheduleValue
 
@@ -61,8 +61,24 @@ class ClipPolicy(BaseModel):
         return CLIPPERS[self.mode](self)
 
 
-ClipValue = Annotated[ClipPolicy, BeforeValidator(ClipPolicy.parse)]
-"""A config field holding a clip policy in its short or long form."""
+_SCHEDULE_SCHEMA = {"anyOf": [{"type": "number"}, {"type": "object", "description": "a schedule"}]}
+_CLIP_JSON_SCHEMA = {
+    "description": "gradient clip policy: 'none', {max_norm = V}, {relative = R, ema = 0.5} or {mode, value, ema}",
+    "anyOf": [
+        {"const": "none"},
+        {"type": "null"},
+        {"type": "object", "additionalProperties": False, "required": ["max_norm"],
+         "properties": {"max_norm": _SCHEDULE_SCHEMA}},
+        {"type": "object", "additionalProperties": False, "required": ["relative"],
+         "properties": {"relative": _SCHEDULE_SCHEMA, "ema": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}},
+        {"type": "object", "additionalProperties": False,
+         "properties": {"mode": {"enum": ["none", "max_norm", "relative"]}, "value": _SCHEDULE_SCHEMA,
+                        "ema": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}}},
+    ],
+}
+
+ClipValue = Annotated[ClipPolicy, BeforeValidator(ClipPolicy.parse), WithJsonSchema(_CLIP_JSON_SCHEMA)]
+"""A config field holding a clip policy in its short or long form (the JSON Schema says both)."""
 
 
 def _norms(g):

@@ -21,7 +21,9 @@ import csv
 import json
 from pathlib import Path
 
-from .attributes import ATTRIBUTES_FORMAT
+# the checkpoint format the attributes term reads (defined here: the term imports the trainer's
+# constant, never the other way round, so plugin -> training -> here stays free of cycles)
+ATTRIBUTES_FORMAT = "diffprior-attributes/1"
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 

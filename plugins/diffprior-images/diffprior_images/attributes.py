@@ -19,9 +19,10 @@ from pydantic import Field, field_validator, model_validator
 
 from diffprior import ConfigError, ExistingPath, TermConfig
 
-from .plugin import AugmentConfig, ClassifierConfig
+from diffprior.hookspecs import hookimpl
 
-ATTRIBUTES_FORMAT = "diffprior-attributes/1"
+from .attribute_training import ATTRIBUTES_FORMAT
+from .plugin import AugmentConfig, ClassifierConfig
 
 
 def read_attribute_classifier(path: Path) -> dict:
@@ -95,3 +96,8 @@ class AttributesConfig(TermConfig):
 
         return ClassifierTerm(self.classifier_config(), ctx)
 
+
+
+@hookimpl
+def register_terms(register):
+    register(AttributesConfig)

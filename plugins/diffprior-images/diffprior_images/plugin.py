@@ -254,9 +254,7 @@ TERM_CONFIGS = (SymmetryConfig, IntensityConfig, ClassifierConfig, MaskConfig, S
 
 @hookimpl
 def register_terms(register):
-    from .attributes import AttributesConfig  # faces recipe: attributes by name (its own module)
-
-    for cls in TERM_CONFIGS + (AttributesConfig,):
+    for cls in TERM_CONFIGS:  # the attributes term registers from diffprior_images.attributes
         register(cls)
 
 
