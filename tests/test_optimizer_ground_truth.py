@@ -49,12 +49,12 @@ def match_term() -> MaskedQuadratic:
 def run(prior, terms, x0, *, steps, lr, timesteps, prior_weight=1.0, gradient="full", optimizer="sgd", callbacks=(),
         seeds=None):
     """optimize() with plain options: one place that knows how options are spelt."""
-    from diffprior import RunOptions
+    from diffprior import Options
 
-    options = RunOptions(steps=steps, optimizer=optimizer, lr=lr, timesteps=timesteps, prior_weight=prior_weight,
-                         gradient=gradient, init="tensor", init_tensor=x0)
+    options = Options(optimizer={"type": optimizer, "steps": steps, "lr": lr}, timesteps=timesteps,
+                      prior_weight=prior_weight, gradient=gradient)
     return optimize(prior, Pixels(prior, clip_terms=False), terms, seeds or list(range(len(x0))), options,
-                    callbacks=callbacks)
+                    init_params=x0, callbacks=callbacks)
 
 
 def k_and_alpha_bar(prior, t: int) -> tuple[float, float]:
