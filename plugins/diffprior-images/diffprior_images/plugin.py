@@ -135,7 +135,7 @@ class ClassifierConfig(TermConfig):
     Inputs are mapped to [0, 1], resized to ``input_size`` and normalised with ``mean``/``std``
     (defaults: the named model's own; ImageNet's and 224 for timm). ``augment`` averages the
     score over augmented views; ``denoised`` scores the prior's one-step denoised estimate
-    x̂₀(x_t) instead of x, which the classifier cannot be fooled into by pixel noise. Default weight: linear 0.01 → 0 (paper digits); no clip
+    x̂₀(x_t) instead of x, so pixel patterns the prior removes earn no score. Default weight: linear 0.01 → 0 (paper digits); no clip
     (the faces recipe uses ``clip = {relative = 0.1}``).
     """
 
