@@ -1,26 +1,36 @@
-"""The paper's digit experiment: each constraint (a) with the prior, (b) alone, and (c) the
-unconditional prior, judged by an independent classifier.
+"""The digit constraints judged by an independent classifier: accuracy, confidence and
+diversity of the samples, next to real digits'.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/digits.py                 # paper scale: 64 samples, 1000 steps
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/digits.py --n 16 --steps 200 --gradient sds --lr 0.02
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/digits.py                       # every class, symmetry, thin
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/digits.py --only class --n 16   # the ten classes only
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/digits.py --only "class 3,symmetry" --baselines
 
-Each constraint runs its example config (``examples/digits-*.toml``) with the bundled
-``digits`` U-Net prior; ``--steps``, ``--lr`` and ``--gradient`` override the recipe.
-(b) is the same config with ``prior_weight = 0``. The prior term then adds nothing to the
-gradient, so those runs use an analytic stand-in prior of the same shape, schedule and data
-range instead of the U-Net (the same random draws, the same result, no U-Net cost).
-(c) is ancestral DDPM sampling from pure noise.
+Each constraint runs its example config (``examples/digits-*.toml``, as shipped: the best
+recipe found) with the bundled ``digits`` U-Net prior, or ``--prior`` (a retrained one:
+the benchmark is re-run with one command). ``class`` runs ``digits-class.toml`` once per
+target 0…9. ``--config NAME=FILE`` swaps the config of one constraint (e.g. the paper's
+recipe ``examples/digits-class-paper.toml``); ``--set KEY=VALUE`` overrides every config.
+``--baselines`` adds (b) the constraint alone (``prior_weight = 0``, with an analytic
+stand-in prior of the same shape, schedule and data range: the same result at no U-Net
+cost) and (c) unconditional samples of the prior (ancestral DDPM from pure noise).
 
-Figures: constraint satisfaction (judge accuracy for class 3, symmetry MSE, mean ink,
-known-pixel MSE, stroke IoU) and realism: the judge's confidence (mean max-softmax) and the
-Fréchet distance (FD) of its hidden features to real ``heldout`` digits: the 50 of the class
-a constraint asks for (3 for the class constraints, the target digit's class for mask and
-segmentation), all 500 otherwise. For those constraints the judge's accuracy on that class
-is shown too. The judge
-(``digits-judge``) was trained on the ``judge`` split only and is never used as a constraint.
-Real digits from the ``prior`` split, as many as the samples, give the FD floor at that size.
+The judge (``digits-judge``) is never a constraint: another architecture than the guidance
+classifier (max-pool VGG blocks vs stride-2 convolutions), another training split
+(``judge`` vs ``prior``), and outlier exposure (noise, blobs, ink spots, overlaid digits
+trained to a flat answer), so its confidence is low on junk. Figures per run:
 
-Prints a markdown table and writes it with one PNG grid per run into ``--out``.
+- judge acc(c): share of samples the judge calls the asked-for class c;
+- judge conf: mean max-softmax of the judge; "> 0.9": share of samples judged with
+  confidence above 0.9;
+- diversity: mean pairwise RMS distance between samples (images mapped to [0, 1]); the
+  reference is real ``heldout`` digits, of class c for class constraints, all otherwise;
+- classes: histogram of the judge's answers among samples judged with confidence > 0.9;
+- the constraint's own figure (symmetry MSE, mean ink, known-pixel MSE, stroke IoU);
+- FD: Fréchet distance of judge features to real heldout digits (of class c, or all);
+- seconds: optimisation time of the run (loading excluded).
+
+Prints a markdown table and writes it (table.md), the figures (results.json), one PNG grid
+per run and an all-class grid (classes.png, one row per class) into ``--out``.
 """
 
 from __future__ import annotations
@@ -37,37 +47,62 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # constraint → its example config
 CONSTRAINTS = {
-    "class 3": "digits-class.toml",
+    **{f"class {c}": "digits-class.toml" for c in range(10)},
     "symmetry": "digits-symmetry.toml",
     "thin": "digits-thin.toml",
     "mask": "digits-mask.toml",
     "segmentation": "digits-segmentation.toml",
     "class 3 + symmetry": "digits-class3-symmetric.toml",
 }
-CONDITIONS = ("prior + constraint", "constraint alone", "unconditional prior")
+DEFAULT = [f"class {c}" for c in range(10)] + ["symmetry", "thin"]
+CONFIDENT = 0.9
 
 
 def target_class(name: str, config) -> int | None:
-    """The digit a constraint asks for: 3 for the class constraints, the class of the real
-    digit that a mask or segmentation target comes from; None for the others."""
+    """The digit a constraint asks for: c for ``class c`` (and ``class 3 + symmetry``), the
+    class of the real digit behind a mask or segmentation target; None for the others."""
     from diffprior_images.digits import mnist_digits
 
-    if name.startswith("class 3"):
-        return 3
+    if name.startswith("class "):
+        return int(name.split()[1])
     ref = getattr(config.terms[0], "image", None) or getattr(config.terms[0], "labels", None)
     if ref is None or not hasattr(ref, "index"):
         return None
     return int(mnist_digits(ref.split)[1][ref.index])
 
 
-def constraint_figures(name: str, x: torch.Tensor, terms, judge, digit: int | None) -> dict[str, float]:
+def diversity(x: torch.Tensor) -> float:
+    """Mean pairwise RMS distance between images mapped to [0, 1] (0: all identical)."""
+    flat = ((x.clamp(-1, 1) + 1) / 2).flatten(1)
+    d = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+    n = len(flat)
+    return float(d.sum() / (n * (n - 1))) if n > 1 else 0.0
+
+
+def judge_figures(x: torch.Tensor, judge, digit: int | None, reference: torch.Tensor) -> dict:
+    from diffprior_images.evaluation import frechet_distance
+
+    p = judge.probabilities(x)
+    conf, answer = p.max(1)
+    confident = conf > CONFIDENT
+    figures = {
+        "judge conf": float(conf.mean()),
+        "confident": float(confident.float().mean()),
+        "diversity": diversity(x),
+        "classes": torch.bincount(answer[confident], minlength=10).tolist(),
+        "FD": frechet_distance(judge.features(x), reference) if len(x) > 1 else float("nan"),
+    }
+    if digit is not None:
+        figures["judge acc"] = float((answer == digit).float().mean())
+    return figures
+
+
+def constraint_figures(name: str, x: torch.Tensor, terms) -> dict[str, float]:
     """How well samples x satisfy constraint ``name`` (computed without the guidance networks)."""
     from diffprior_images.evaluation import masked_error, mean_ink, symmetry_error
     from diffprior_images.terms import stroke_iou
 
     figures = {}
-    if digit is not None:
-        figures[f"judge acc({digit})"] = judge.accuracy(x, digit)
     if "symmetry" in name:
         figures["sym MSE"] = float(symmetry_error(x).mean())
     if name == "thin":
@@ -81,13 +116,6 @@ def constraint_figures(name: str, x: torch.Tensor, terms, judge, digit: int | No
     return figures
 
 
-def realism(x: torch.Tensor, judge, reference: torch.Tensor) -> dict[str, float]:
-    """Judge confidence, and FD of judge features to the real ``reference`` features."""
-    from diffprior_images.evaluation import frechet_distance
-
-    return {"judge conf": judge.confidence(x), "FD": frechet_distance(judge.features(x), reference)}
-
-
 def stand_in_prior(prior):
     """An analytic prior with the U-Net's shape, schedule and data range (for prior_weight = 0)."""
     from diffprior import GaussianPrior
@@ -96,19 +124,34 @@ def stand_in_prior(prior):
     return GaussianPrior(torch.zeros(shape), torch.ones(shape), prior.noise, data_range=prior.data_range)
 
 
+def select(only: str | None) -> list[str]:
+    if only is None:
+        return list(DEFAULT)
+    names = []
+    for item in (s.strip() for s in only.split(",")):
+        if item == "class":
+            names += [f"class {c}" for c in range(10)]
+        elif item in CONSTRAINTS:
+            names.append(item)
+        else:
+            raise SystemExit(f"error: unknown constraint {item!r}; choose from: class, {', '.join(CONSTRAINTS)}")
+    return names
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=int, default=64, help="samples per run (default 64)")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the configs' 1000)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the configs' 0.01)")
-    p.add_argument("--weight", default=None,
-                   help="weight of every constraint term, a number or a schedule like '{linear=[0.05,0.0]}' (default: the configs')")
-    p.add_argument("--gradient", choices=("full", "sds"), default="full", help="prior-term gradient (default: full, as the paper)")
-    p.add_argument("--sample-steps", type=int, default=1000, help="DDPM steps of the unconditional samples (default 1000)")
-    p.add_argument("--prior", default="digits", help="U-Net checkpoint: bundled name or NAME.safetensors path")
-    p.add_argument("--only", default=None, help="comma-separated constraints (default: all): " + ", ".join(CONSTRAINTS))
+    p.add_argument("--n", type=int, default=16, help="samples per run (default 16)")
+    p.add_argument("--only", default=None,
+                   help="comma-separated constraints; 'class' = all ten (default: the ten classes, symmetry, thin)")
+    p.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
+                   help="use FILE for constraint NAME ('class' for all ten), e.g. class=examples/digits-class-paper.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of every config (as diffprior run --set)")
+    p.add_argument("--prior", default=None, help="U-Net checkpoint: bundled name or NAME.safetensors path (default: the configs')")
+    p.add_argument("--baselines", action="store_true", help="also run each constraint alone and the unconditional prior")
+    p.add_argument("--sample-steps", type=int, default=200, help="DDPM steps of the unconditional samples (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample")
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "digits", help="folder for grids and table.md")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "digits", help="folder for grids, table.md, results.json")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
 
@@ -119,43 +162,43 @@ def main(argv=None) -> int:
     from diffprior_images.evaluation import Judge
 
     torch.set_num_threads(args.threads)
-    names = list(CONSTRAINTS) if args.only is None else [s.strip() for s in args.only.split(",")]
-    unknown = [n for n in names if n not in CONSTRAINTS]
-    if unknown:
-        p.error(f"unknown constraint(s) {unknown}; choose from: {', '.join(CONSTRAINTS)}")
+    names = select(args.only)
+    configs = dict(CONSTRAINTS)
+    for item in args.config:
+        key, _, path = item.partition("=")
+        keys = [f"class {c}" for c in range(10)] if key == "class" else [key]
+        if not path or any(k not in configs for k in keys):
+            p.error(f"--config {item!r}: expected NAME=FILE with NAME one of: class, {', '.join(CONSTRAINTS)}")
+        for k in keys:
+            configs[k] = str(Path(path).resolve())
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.seed, args.seed + args.n))
-    overrides = [f"prior.checkpoint={json.dumps(args.prior)}", f"gradient={json.dumps(args.gradient)}"]
-    if args.steps:
-        overrides.append(f"optimizer.steps={args.steps}")
-    if args.lr:
-        overrides.append(f"optimizer.lr={args.lr}")
+    overrides = list(args.overrides) + ([f"prior.checkpoint={json.dumps(args.prior)}"] if args.prior else [])
 
     judge = Judge()
     heldout, heldout_labels = mnist_digits("heldout")
-    all_digits = judge.features(heldout)
-    by_class = {d: judge.features(heldout[heldout_labels == d]) for d in range(10)}
-    pool, pool_labels = mnist_digits("prior")  # ordered by class: draw a random subset
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(args.seed))
-    real = pool[order[: args.n]]
-    real_threes = pool[order[pool_labels[order] == 3][: args.n]]
+    all_features = judge.features(heldout)
+    class_features = {d: judge.features(heldout[heldout_labels == d]) for d in range(10)}
 
-    rows = []  # (constraint, condition, figures, realism, seconds)
-    rows.append(("—", f"real digits ('prior' split, {args.n})", {}, realism(real, judge, all_digits), 0.0))
-    rows.append(("—", f"real 3s ('prior' split, {args.n})", {"judge acc(3)": judge.accuracy(real_threes, 3)},
-                 realism(real_threes, judge, by_class[3]), 0.0))
-    save_grid(real, args.out / "real.png", scale=2)
+    rows = []  # dicts: constraint, condition, figures
+    rows.append({"constraint": "—", "condition": f"real heldout digits ({len(heldout)})",
+                 **judge_figures(heldout, judge, None, all_features), "seconds": 0.0})
+    for d in sorted({target_class(n, None) for n in names if n.startswith("class ")}):
+        real = heldout[heldout_labels == d]
+        rows.append({"constraint": f"class {d}", "condition": f"real heldout {d}s ({len(real)})",
+                     **judge_figures(real, judge, d, class_features[d]), "seconds": 0.0})
 
-    unconditional = None
+    conditions = ("prior + constraint", "constraint alone", "unconditional prior") if args.baselines else ("prior + constraint",)
+    unconditional, class_rows = None, {}
     for name in names:
-        config_path = ROOT / "examples" / CONSTRAINTS[name]
-        slug = config_path.stem.removeprefix("digits-")
-        for condition in CONDITIONS:
-            extra = ["prior_weight=0"] if condition == "constraint alone" else []
-            if args.weight:
-                extra += [f"terms.{i}.weight={args.weight}" for i in range(len(load_config(config_path, overrides).terms))]
-            config = load_config(config_path, overrides + extra)
+        config_path = ROOT / "examples" / configs[name]
+        slug = name.replace(" + ", "-").replace(" ", "") if name.startswith("class") else Path(configs[name]).stem.removeprefix("digits-")
+        extra = [f"terms.0.target={name.split()[1]}"] if name.startswith("class ") and "+" not in name else []
+        for condition in conditions:
+            alone = ["prior_weight=0"] if condition == "constraint alone" else []
+            config = load_config(config_path, overrides + extra + alone)
             prior, variable, terms, options = build(config)
+            digit = target_class(name, config)
             start = time.perf_counter()  # sampling or optimisation only, not loading
             if condition == "unconditional prior":
                 if unconditional is None:
@@ -164,30 +207,73 @@ def main(argv=None) -> int:
                     save_grid(unconditional, args.out / "unconditional.png", scale=2)
                 x = unconditional
             else:
-                print(f"{name}: {condition}", file=sys.stderr)
+                print(f"{name}: {condition} ({config_path.name})", file=sys.stderr)
                 run_prior = stand_in_prior(prior) if condition == "constraint alone" else prior
                 x = optimize(run_prior, variable, terms, seeds, options, progress=True).x.clamp(-1, 1)  # the image is clip(η)
-                save_grid(x, args.out / f"{slug}-{'alone' if condition == 'constraint alone' else 'prior'}.png", scale=2)
+                suffix = "alone" if condition == "constraint alone" else "prior"
+                save_grid(x, args.out / f"{slug}-{suffix}.png", scale=2)
+                if condition == "prior + constraint" and digit is not None and name.startswith("class ") and "+" not in name:
+                    class_rows[digit] = x
             seconds = time.perf_counter() - start
-            digit = target_class(name, config)
-            reference = all_digits if digit is None else by_class[digit]
-            rows.append((name, condition, constraint_figures(name, x, terms, judge, digit), realism(x, judge, reference), seconds))
+            reference = all_features if digit is None else class_features[digit]
+            row = {"constraint": name, "condition": condition, "config": str(config_path.relative_to(ROOT)) if config_path.is_relative_to(ROOT) else str(config_path),
+                   **judge_figures(x, judge, digit, reference), **constraint_figures(name, x, terms), "seconds": seconds}
+            rows.append(row)
+            print(format_row(row), file=sys.stderr)
 
-    table = format_table(rows, args)
+    if class_rows:
+        grid = torch.cat([class_rows[d] for d in sorted(class_rows)])
+        save_grid(grid, args.out / "classes.png", ncol=args.n, scale=2)
+    summary = summarise(rows)
+    table = format_table(rows, summary, args)
     (args.out / "table.md").write_text(table + "\n")
+    (args.out / "results.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows,
+                                                       "summary": summary}, indent=2, default=str) + "\n")
     print(table)
     return 0
 
 
-def format_table(rows, args) -> str:
-    head = (f"n = {args.n} samples per run, {args.steps or 'config'} steps, gradient {args.gradient}, "
-            f"lr {args.lr or 'config'}, unconditional: {args.sample_steps} DDPM steps, prior {args.prior!r}\n\n")
-    lines = ["| constraint | samples from | constraint figures | judge conf ↑ | FD to heldout ↓ | seconds |",
-             "|---|---|---|---|---|---|"]
-    for name, condition, figures, real, seconds in rows:
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items()) or "—"
-        lines.append(f"| {name} | {condition} | {shown} | {real['judge conf']:.3f} | {real['FD']:.1f} | {seconds:.0f} |")
-    return head + "\n".join(lines)
+def summarise(rows) -> dict:
+    """Targets of issue 14 over the class runs: accuracy, confidence and diversity vs real digits."""
+    real = {r["constraint"]: r for r in rows if r["condition"].startswith("real heldout") and r["constraint"] != "—"}
+    runs = [r for r in rows if r["condition"] == "prior + constraint" and r["constraint"] in real]
+    summary = {}
+    if runs:
+        acc = [r["judge acc"] for r in runs]
+        summary["classes"] = len(runs)
+        summary["judge acc mean"] = sum(acc) / len(acc)
+        summary["judge acc min"] = min(acc)
+        summary["conf gap (samples - real), min"] = min(r["judge conf"] - real[r["constraint"]]["judge conf"] for r in runs)
+        summary["diversity / real, min"] = min(r["diversity"] / real[r["constraint"]]["diversity"] for r in runs)
+        summary["diversity / real, mean"] = sum(r["diversity"] / real[r["constraint"]]["diversity"] for r in runs) / len(runs)
+        summary["seconds per class, mean"] = sum(r["seconds"] for r in runs) / len(runs)
+    for r in rows:
+        if r["constraint"] in ("symmetry", "thin") and r["condition"] == "prior + constraint":
+            summary[f"{r['constraint']}: distinct confident classes"] = sum(1 for c in r["classes"] if c > 0)
+    return summary
+
+
+def _histogram(classes) -> str:
+    return " ".join(f"{d}:{n}" for d, n in enumerate(classes) if n) or "none"
+
+
+def format_row(row) -> str:
+    acc = f"{row['judge acc']:.2f}" if "judge acc" in row else "—"
+    own = ", ".join(f"{k} {row[k]:.3f}" for k in ("sym MSE", "mean ink", "known MSE", "stroke IoU") if k in row) or "—"
+    return (f"| {row['constraint']} | {row['condition']} | {acc} | {row['judge conf']:.3f} | {row['confident']:.2f} | "
+            f"{row['diversity']:.3f} | {_histogram(row['classes'])} | {own} | {row['FD']:.0f} | {row['seconds']:.0f} |")
+
+
+def format_table(rows, summary, args) -> str:
+    configs = sorted({r["config"] for r in rows if "config" in r})
+    head = (f"n = {args.n} samples per run (seeds {args.seed}…{args.seed + args.n - 1}); configs: {', '.join(configs)}"
+            + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
+            + (f"; prior {args.prior!r}" if args.prior else "") + "\n\n")
+    lines = ["| constraint | samples | judge acc ↑ | judge conf ↑ | > 0.9 | diversity | confident classes | constraint figure | FD ↓ | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [format_row(r) for r in rows]
+    tail = "\n\n" + "\n".join(f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in summary.items())
+    return head + "\n".join(lines) + tail
 
 
 if __name__ == "__main__":

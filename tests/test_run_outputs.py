@@ -133,3 +133,23 @@ def test_a_numerical_failure_keeps_the_steps_before_it(tmp_path, capsys):
     assert metrics["interrupted"] is True and metrics["steps_done"] >= 1
     assert "Traceback" not in err
     assert torch.isfinite(load_file(str(out / "samples.safetensors"))["params"]).all()
+
+
+def test_saved_x_is_what_the_grid_shows_clipped_to_the_data_range(tmp_path):
+    from diffprior.config import load_config
+    from diffprior.optimizer import Result
+    from diffprior.outputs import write_run
+
+    config = load_config(EXAMPLE)
+    prior = GaussianPrior(torch.zeros(1, 4, 4), torch.ones(1, 4, 4), NoiseSchedule.linear(1000), data_range=(-1.0, 1.0))
+    x = torch.linspace(-2, 2, 32).view(2, 1, 4, 4)
+    result = Result(x=x, x_optimized=x, params=x, seeds=[0, 1], losses={}, timesteps=torch.zeros(0, 2),
+                    metrics={}, steps_done=0)
+    write_run(tmp_path, config, result, prior)
+    tensors = load_file(str(tmp_path / "samples.safetensors"))
+    torch.testing.assert_close(tensors["x"], x.clamp(-1, 1))
+    torch.testing.assert_close(tensors["x_unclipped"], x)
+    inside = Result(x=x / 4, x_optimized=x / 4, params=x, seeds=[0, 1], losses={}, timesteps=torch.zeros(0, 2),
+                    metrics={}, steps_done=0)
+    write_run(tmp_path / "inside", config, inside, prior)
+    assert "x_unclipped" not in load_file(str(tmp_path / "inside" / "samples.safetensors"))

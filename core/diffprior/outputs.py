@@ -94,12 +94,18 @@ def write_run(out, config, result, prior, *, elapsed: float | None = None, statu
     run_dir = out
     run_dir.start_overwrite()
     files = {}
+    # ``x`` is what the grid shows: the samples clipped to the prior's data range; the
+    # unclipped samples are kept as ``x_unclipped`` when clipping changed them
+    x = result.x.cpu()
+    shown = x.clamp(*prior.data_range)
     tensors = {
-        "x": result.x.cpu().clone().contiguous(),
+        "x": shown.clone().contiguous(),
         "x_optimized": result.x_optimized.cpu().clone().contiguous(),
         "params": result.params.cpu().clone().contiguous(),
         "seeds": torch.tensor(result.seeds),
     }
+    if not torch.equal(shown, x):
+        tensors["x_unclipped"] = x.clone().contiguous()
     files["tensors"] = run_dir.write("samples.safetensors", lambda p: save_file(tensors, str(p)))
     scale = max(1, 128 // result.x.shape[-1])
     if to_images(result.x[:1], prior.data_range) is not None:

@@ -1,9 +1,14 @@
 """Figures for digit samples, computed independently of the guidance networks.
 
-The judge (bundled ``digits-judge``) was trained on the ``judge`` split only and is never a
-constraint: its accuracy says whether a class constraint was met, its confidence (max
-softmax) and the Fréchet distance of its features to real ``heldout`` digits say whether a
-sample looks like a digit. Images are [B, 1, 32, 32] in [-1, 1].
+The judge (bundled ``digits-judge``) is never a constraint. It differs from the guidance
+classifier ``digits`` in architecture (VGG-style max-pool blocks, ReLU, against stride-2
+convolutions, SiLU) and in training data (the ``judge`` split with random affine warps,
+against the ``prior`` split), and it was trained with outlier exposure: noise, blobs, ink
+spots and constant images taught to give a flat answer, two overlaid digits ½ each. So its
+confidence (max softmax) is low on junk and on ambiguous drawings, not only its accuracy
+meaningful. Its accuracy says whether a class constraint was met; its confidence and the
+Fréchet distance of its features to real ``heldout`` digits say whether a sample looks like
+one clear digit. Images are [B, 1, 32, 32] in [-1, 1].
 """
 
 from __future__ import annotations

@@ -34,6 +34,31 @@ class DigitCNN(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+class PoolCNN(nn.Module):
+    """VGG-style blocks (two 3×3 convs, ReLU, 2×2 max-pool), a hidden layer (the ``features``)
+    and class logits. The judge's architecture: deliberately unlike the guidance ``DigitCNN``
+    (stride-2 convs, SiLU), so that an image tuned against one is not tuned against the other."""
+
+    def __init__(self, channels=(32, 64, 128), hidden: int = 128, num_classes: int = 10, in_chans: int = 1,
+                 size: int = 32, dropout: float = 0.3):
+        super().__init__()
+        layers, c_in = [], in_chans
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            c_in = c
+        self.convs = nn.Sequential(*layers)
+        side = size // 2 ** len(channels)
+        self.hidden = nn.Linear(c_in * side * side, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.hidden(self.convs(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
 class StrokeSegmenter(nn.Module):
     """A small U-Net: per-pixel logits over ``num_classes`` labels (0 = background)."""
 
@@ -65,7 +90,7 @@ class StrokeSegmenter(nn.Module):
         return self.out(d1)
 
 
-ARCHITECTURES = {"digit-cnn": DigitCNN, "stroke-segmenter": StrokeSegmenter}
+ARCHITECTURES = {"digit-cnn": DigitCNN, "pool-cnn": PoolCNN, "stroke-segmenter": StrokeSegmenter}
 
 
 def stroke_labels(images: torch.Tensor, digits: torch.Tensor | None = None, threshold: float = 0.0) -> torch.Tensor:

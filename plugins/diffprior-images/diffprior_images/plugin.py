@@ -42,9 +42,10 @@ def _model_spec(name: str, task: str):
 class AugmentConfig(BaseModel):
     """The paper's faces recipe: the classifier scores ``copies`` augmented views, averaged.
 
-    Each view: a random horizontal flip, brightness ×U[1 − brightness, 1 + brightness] and a
-    Gaussian blur with σ ~ U[0, blur]. Views are drawn from the term's own seeded generator
-    and shared by the batch, so sample i's score depends on x[i] alone.
+    Each view: a random horizontal flip, brightness ×U[1 − brightness, 1 + brightness], a
+    Gaussian blur with σ ~ U[0, blur], a shift by up to ``shift`` pixels each way and Gaussian
+    noise of std ``noise`` (on the [0, 1] image). Views are drawn from the term's own seeded
+    generator and shared by the batch, so sample i's score depends on x[i] alone.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -52,7 +53,35 @@ class AugmentConfig(BaseModel):
     flip: bool = True
     brightness: float = Field(0.2, ge=0.0, lt=1.0)
     blur: float = Field(5.0, ge=0.0, description="largest blur σ in pixels of the model's input")
+    shift: int = Field(0, ge=0, description="largest shift in pixels (each direction)")
+    noise: float = Field(0.0, ge=0.0, description="std of Gaussian noise added to the [0, 1] image")
     seed: int = Field(0, ge=0)
+
+
+class DenoisedConfig(BaseModel):
+    """Score the prior's denoised estimate x̂₀ instead of x (as DPS and universal guidance do).
+
+    Each call draws t ~ U[t[0], t[1]] and ε ~ N(0, I) (``copies`` times, shared by the
+    batch), noises x to x_t = √ᾱ_t·x + √(1−ᾱ_t)·ε and denoises it in one step with the
+    prior: x̂₀ = (x_t − √(1−ᾱ_t)·ε_θ(x_t, t)) / √ᾱ_t, clipped to the data range. The
+    classifier scores x̂₀. Pixel patterns the prior does not believe in are removed before
+    the classifier sees them, so they earn no score. ``jacobian = true`` back-propagates
+    through ε_θ (one U-Net backward pass per copy and step: the gradient is projected on
+    what the prior can produce); ``false`` passes the classifier's gradient at x̂₀ straight
+    to x (no backward pass through the U-Net).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    t: tuple[int, int] = Field((50, 300), description="range of the timestep drawn per call (inclusive)")
+    copies: int = Field(1, gt=0, description="x̂₀ estimates per call, averaged")
+    jacobian: bool = Field(True, description="back-propagate through the prior's ε_θ")
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not 0 <= self.t[0] <= self.t[1]:
+            raise ValueError(f"t = {list(self.t)} must be [low, high] with 0 ≤ low ≤ high")
+        return self
 
 
 # --------------------------------------------------------------------------- terms
@@ -105,7 +134,8 @@ class ClassifierConfig(TermConfig):
     indices that matter (default all); log c = Σ over them of the Bernoulli log-likelihood.
     Inputs are mapped to [0, 1], resized to ``input_size`` and normalised with ``mean``/``std``
     (defaults: the named model's own; ImageNet's and 224 for timm). ``augment`` averages the
-    score over augmented views. Default weight: linear 0.01 → 0 (paper digits); no clip
+    score over augmented views; ``denoised`` scores the prior's one-step denoised estimate
+    x̂₀(x_t) instead of x, so pixel patterns the prior removes earn no score. Default weight: linear 0.01 → 0 (paper digits); no clip
     (the faces recipe uses ``clip = {relative = 0.1}``).
     """
 
@@ -124,6 +154,7 @@ class ClassifierConfig(TermConfig):
     mean: Optional[list[float]] = None
     std: Optional[list[float]] = None
     augment: Optional[AugmentConfig] = None
+    denoised: Optional[DenoisedConfig] = None
 
     @model_validator(mode="after")
     def _consistent(self):

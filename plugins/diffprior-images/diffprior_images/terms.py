@@ -139,8 +139,44 @@ class Augmenter:
             flip, bright, blur = torch.rand(3, generator=self.gen).tolist()
             v = x01.flip(-1) if c.flip and flip < 0.5 else x01
             v = v * (1 + c.brightness * (2 * bright - 1))
-            views.append(gaussian_blur(v, c.blur * blur))
+            v = gaussian_blur(v, c.blur * blur)
+            if c.shift:
+                dy, dx = torch.randint(-c.shift, c.shift + 1, (2,), generator=self.gen).tolist()
+                v = torch.roll(v, shifts=(dy, dx), dims=(-2, -1))
+            if c.noise:
+                v = v + c.noise * torch.randn(v.shape[1:], generator=self.gen).to(v)
+            views.append(v)
         return views
+
+
+class Denoiser:
+    """One-step denoised estimates x̂₀(x_t) of the prior, with t and ε drawn per call from the
+    term's own generator and shared by the batch (sample i's estimate depends on x[i] alone)."""
+
+    def __init__(self, config, prior):
+        self.config = config
+        self.prior = prior
+        self.gen = torch.Generator().manual_seed(config.seed)
+
+    def estimates(self, x: torch.Tensor) -> list[torch.Tensor]:
+        c, prior = self.config, self.prior
+        lo, hi = prior.data_range
+        out = []
+        for _ in range(c.copies):
+            t = int(torch.randint(c.t[0], c.t[1] + 1, (1,), generator=self.gen))
+            t = min(max(t, 0), prior.T - 1)
+            eps = torch.randn(x.shape[1:], generator=self.gen).to(x)
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+            a = prior.noise.alpha_bar(tt, x)
+            x_t = a.sqrt() * x + (1 - a).sqrt() * eps
+            if c.jacobian:
+                x0 = (x_t - (1 - a).sqrt() * prior.eps(x_t, tt)) / a.sqrt()
+            else:
+                with torch.no_grad():
+                    x0 = (x_t - (1 - a).sqrt() * prior.eps(x_t, tt)) / a.sqrt()
+                x0 = x + (x0 - x).detach()  # straight-through: the classifier's gradient at x̂₀ goes to x
+            out.append(x0.clamp(lo, hi))
+        return out
 
 
 # --------------------------------------------------------------------------- classifier
@@ -186,7 +222,8 @@ def _load_named(config, task: str, device):
 
 class ClassifierTerm(Term):
     """Single-label: log softmax[target]; multi-label: Σ Bernoulli log-likelihoods of the
-    selected attributes. Averaged over augmented views when ``augment`` is set."""
+    selected attributes. Averaged over augmented views when ``augment`` is set, and scored on
+    the prior's denoised estimates x̂₀(x_t) when ``denoised`` is set. ``metrics`` score x itself."""
 
     def __init__(self, config, ctx):
         super().__init__(config, ctx)
@@ -196,6 +233,7 @@ class ClassifierTerm(Term):
         self.model = _frozen(model.to(ctx.device))
         self.input = NetworkInput(ctx.prior.data_range, *input_spec, ctx.device)
         self.augmenter = Augmenter(config.augment) if config.augment else None
+        self.denoiser = Denoiser(config.denoised, ctx.prior) if config.denoised else None
         self.target = config.target
         if config.targets is not None:
             attributes = config.attributes if config.attributes is not None else range(len(config.targets))
@@ -203,8 +241,10 @@ class ClassifierTerm(Term):
             self.targets = torch.tensor(config.targets, dtype=torch.float32, device=ctx.device)[self.attributes]
 
     def _views(self, x):
-        x01 = self.input.unit(x)
-        views = self.augmenter.views(x01) if self.augmenter else [x01]
+        views = []
+        for estimate in self.denoiser.estimates(x) if self.denoiser else [x]:
+            x01 = self.input.unit(estimate)
+            views += self.augmenter.views(x01) if self.augmenter else [x01]
         return [self.input.normalise(v) for v in views]
 
     def _score(self, logits):

@@ -56,3 +56,22 @@ def test_masked_error_is_the_mse_on_the_known_pixels_only():
     x[1, 0, 1:] = 7.0  # errors only where the mask is 0: not counted
     x[1, 0, 0, 0] = 2.0  # 4 / 4
     torch.testing.assert_close(masked_error(x, image, mask), torch.tensor([2.25 / 4, 1.0]))
+
+
+def test_judge_is_independent_of_the_guidance_classifier_and_unsure_on_junk(digits):
+    """Another architecture and training split than the guidance network; outlier exposure
+    makes its confidence low on junk and on two overlaid digits, not only on uniform noise."""
+    from diffprior_images.bundled import get_model_spec
+    from diffprior_images.training import junk_images
+
+    judge_info, guide_info = get_model_spec("digits-judge").info, get_model_spec("digits").info
+    assert judge_info["arch"] != guide_info["arch"] and judge_info["trained_on"] != guide_info["trained_on"]
+    images, labels = digits
+    junk, targets = junk_images(200, torch.Generator().manual_seed(123), (images, labels))
+    assert junk.shape == (200, 1, 32, 32) and junk.min() >= -1 and junk.max() <= 1
+    assert torch.allclose(targets.sum(1), torch.ones(200))
+    judge = Judge()
+    assert judge.confidence(images) > 0.85
+    assert judge.confidence(junk) < 0.4
+    blobs = torch.nn.functional.avg_pool2d(torch.randn(64, 1, 32, 32, generator=torch.Generator().manual_seed(1)), 5, 1, 2)
+    assert judge.confidence((blobs * 4).clamp(-1, 1)) < 0.5
