@@ -187,7 +187,7 @@ VALUES = [  # (attempt, --set overrides)
     ("`denoise.from_t = 5000` for a T = 1000 prior", ["denoise={from_t = 5000}"]),
     ("`optimizer.steps = true`", ["optimizer.steps=true"]),
     ("`batch = 1e8`", ["batch=100000000"]),
-    ("a term name with a control character", ["terms.0.name='a\\u0007b'"]),
+    ("a term name with a control character", ['terms.0.name="a\\u0007b"']),
 ]
 
 
