@@ -63,7 +63,8 @@ class Planted:
 
 def first_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else ""
+    errors = [line for line in lines if line.startswith("error: ")]  # the error, after any plugin warnings
+    return (errors or lines or [""])[0]
 
 
 class Table:
@@ -87,12 +88,11 @@ class Table:
         message = message.replace(str(self.work) + "/", "").replace(str(self.box.root) + "/", "")
         message = message.replace("|", "\\|")
         self.rows.append((what, proc.returncode, message, seconds))
+        print(f"| {what} | {proc.returncode} | `{message}` |", flush=True)  # row by row: a slow machine shows progress
 
     def print(self) -> None:
         print("| attempt | exit | message (first line) |")
-        print("|---|---|---|")
-        for what, code, message, seconds in self.rows:
-            print(f"| {what} | {code} | `{message}` |")
+        print("|---|---|---|", flush=True)
 
 
 def plugins(t: Table) -> None:
@@ -187,7 +187,7 @@ VALUES = [  # (attempt, --set overrides)
     ("`denoise.from_t = 5000` for a T = 1000 prior", ["denoise={from_t = 5000}"]),
     ("`optimizer.steps = true`", ["optimizer.steps=true"]),
     ("`batch = 1e8`", ["batch=100000000"]),
-    ("a term name with a control character", ["terms.0.name='a\\u0007b'"]),
+    ("a term name with a control character", ['terms.0.name="a\\u0007b"']),
 ]
 
 
@@ -216,10 +216,10 @@ def main() -> None:
         work = Path(tmp) / "work"
         work.mkdir()
         table = Table(box, work)
+        table.print()
         for name, part in (("plugins", plugins), ("files", files), ("runs", runs), ("values", values)):
             if not args.only or name in args.only:
                 part(table)
-        table.print()
         if Path("/tmp/diffprior-planted").exists():
             print("\nWARNING: the planted pickle ran", file=sys.stderr)
 

@@ -39,6 +39,10 @@ CASES = {
     "steps_boolean.toml": ("optimizer", ["steps must be a number, not true"]),
     "batch_too_large.toml": ("batch", ["100000000 samples of shape (1, 8, 8) need at least", "GB", "available"]),
     "target_shape_mismatch.toml": ("terms.0", ["has shape (3, 32, 32)", "samples have shape (1, 32, 32)"]),
+    # found by tests/test_config_properties.py (hypothesis)
+    "zero_variance.json": ("prior.var", ["variance must be positive", "0"]),
+    "boolean_variance.json": ("prior", ["var must be a number, not false"]),
+    "type_not_a_string.json": ("prior.type", ["a type is a name in quotes", "{'max_norm': 0}"]),
     "control_char_name.json": ("terms.0.name", ["control characters", "'\\x07'"]),
 }
 

@@ -33,6 +33,20 @@ class GaussianPriorConfig(PriorConfig):
     noise_schedule: Literal["linear", "cosine"] = "linear"
     T: int = Field(1000, gt=1)
 
+    @field_validator("var")
+    @classmethod
+    def _positive_variance(cls, value):
+        if any(v <= 0 for v in (value if isinstance(value, list) else [value])):
+            raise ValueError(f"the Gaussian prior's variance must be positive, got {value}")
+        return value
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_dims(cls, value):
+        if value is not None and (not value or any(d <= 0 for d in value)):
+            raise ValueError(f"a sample shape is a list of positive sizes, e.g. [1, 8, 8]; got {value}")
+        return value
+
     @model_validator(mode="after")
     def _shape_or_checkpoint(self):
         if self.checkpoint is None and self.shape is None and not isinstance(self.mean, list):

@@ -26,7 +26,7 @@ def _numeric(annotation) -> bool:
         return _numeric(typing.get_args(annotation)[0])
     if origin is typing.Union or str(origin) == "types.UnionType":
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return bool(args) and bool not in args and all(_numeric(a) or a is type(None) for a in args)
+        return bool not in args and any(_numeric(a) for a in args)  # e.g. Union[float, list[float]]
     return False
 
 

@@ -153,6 +153,9 @@ def _unknown_type_tags(data: dict, registry) -> list[str]:
     for where, kind, entry in places:
         if isinstance(entry, dict) and "type" not in entry:
             lines.append(f"{where}: missing 'type' key; available {kind} types: " + ", ".join(registry.names(kind)))
+        elif isinstance(entry, dict) and not isinstance(entry["type"], str):
+            lines.append(f"{where}.type: a type is a name in quotes, got {entry['type']!r}; available {kind} "
+                         "types: " + ", ".join(registry.names(kind)))
         elif isinstance(entry, dict) and entry["type"] not in registry.entries[kind]:
             lines.append(f"{where}.type: {registry.unknown_message(kind, entry['type'])}")
     return lines
