@@ -47,7 +47,7 @@ class NmiConfig(_SceneFile):
     clusters: int = Field(5, ge=2, description="k: colour clusters per window")
     window: int = Field(31, ge=4, description="window side in pixels")
     stride: int = Field(11, ge=1, description="window step in pixels (the last window is flush with the border)")
-    em_iterations: int = Field(30, ge=1, description="EM iterations per window")
+    em_iterations: int = Field(20, ge=1, description="EM iterations per window")
 
     def build(self, ctx):
         from .scenes import load_term_images

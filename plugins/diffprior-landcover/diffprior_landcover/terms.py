@@ -46,13 +46,13 @@ def unfold_windows(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fit_gmm(points: torch.Tensor, k: int, iterations: int = 30, min_var: float = 1e-4) -> torch.Tensor:
+def fit_gmm(points: torch.Tensor, k: int, iterations: int = 20, min_var: float = 1e-4) -> torch.Tensor:
     """EM for a k-component diagonal Gaussian mixture, batched over leading dimensions.
 
     ``points`` [..., n, d] → responsibilities [..., n, k]. Deterministic: the means start at
     the (j + ½)/k quantiles of the points' projection on their first principal axis.
     """
-    pts = points.double()
+    pts = points.float()
     *lead, n, d = pts.shape
     centred = pts - pts.mean(-2, keepdim=True)
     cov = centred.transpose(-1, -2) @ centred / n
@@ -60,26 +60,29 @@ def fit_gmm(points: torch.Tensor, k: int, iterations: int = 30, min_var: float =
     axis = vecs[..., -1]  # [..., d]
     proj = (centred * axis.unsqueeze(-2)).sum(-1)  # [..., n]
     order = proj.argsort(-1)
-    picks = ((torch.arange(k, dtype=torch.float64) + 0.5) / k * n).long().clamp(max=n - 1)
+    picks = ((torch.arange(k, dtype=torch.float32) + 0.5) / k * n).long().clamp(max=n - 1)
     idx = order[..., picks]  # [..., k]
     means = torch.gather(pts, -2, idx.unsqueeze(-1).expand(*lead, k, d))
     var = centred.pow(2).mean(-2, keepdim=True).expand(*lead, k, d).clone().clamp_min(min_var)
-    weights = torch.full((*lead, k), 1.0 / k, dtype=torch.float64)
+    weights = torch.full((*lead, k), 1.0 / k)
+    squares = pts.pow(2)
     for _ in range(iterations):
-        diff = pts.unsqueeze(-2) - means.unsqueeze(-3)  # [..., n, k, d]
-        log_p = -0.5 * (diff.pow(2) / var.unsqueeze(-3) + var.log().unsqueeze(-3) + math.log(2 * math.pi)).sum(-1)
+        # log N(x | μ, diag v) for every point and component through matmuls (no [n, k, d] tensor)
+        inv = 1.0 / var
+        quad = squares @ inv.transpose(-1, -2) - 2 * pts @ (means * inv).transpose(-1, -2) + (means.pow(2) * inv).sum(-1).unsqueeze(-2)
+        log_p = -0.5 * (quad + var.log().sum(-1).unsqueeze(-2) + d * math.log(2 * math.pi))
         log_p = log_p + weights.clamp_min(1e-12).log().unsqueeze(-2)
-        resp = torch.softmax(log_p, -1)  # [..., n, k]
-        mass = resp.sum(-2)  # [..., k]
+        # softmax over k by hand: torch.softmax over a last dimension of size 5 is slow on CPU
+        e = (log_p - log_p.amax(-1, keepdim=True)).exp()
+        resp = e / e.sum(-1, keepdim=True)  # [..., n, k]
+        mass = resp.sum(-2).clamp_min(1e-12)  # [..., k]
         weights = mass / n
-        means = (resp.transpose(-1, -2) @ pts) / mass.unsqueeze(-1).clamp_min(1e-12)
-        diff = pts.unsqueeze(-2) - means.unsqueeze(-3)
-        var = (resp.unsqueeze(-1) * diff.pow(2)).sum(-3) / mass.unsqueeze(-1).clamp_min(1e-12)
-        var = var.clamp_min(min_var)
+        means = (resp.transpose(-1, -2) @ pts) / mass.unsqueeze(-1)
+        var = ((resp.transpose(-1, -2) @ squares) / mass.unsqueeze(-1) - means.pow(2)).clamp_min(min_var)
     return resp.float()
 
 
-def local_clusters(image: torch.Tensor, k: int, window: int, stride: int, iterations: int = 30) -> torch.Tensor:
+def local_clusters(image: torch.Tensor, k: int, window: int, stride: int, iterations: int = 20) -> torch.Tensor:
     """Soft colour clusters of each window of ``image`` [B, 3, H, W]: [B, N_windows, n_pixels, k]."""
     return fit_gmm(unfold_windows(image, window, stride), k, iterations)
 
