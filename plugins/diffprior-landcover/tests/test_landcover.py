@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from diffprior import BuildContext, ConfigError, GaussianPrior, NoiseSchedule, RunOptions, WeightedTerm, optimize
+from diffprior import BuildContext, ConfigError, GaussianPrior, NoiseSchedule, Options, WeightedTerm, optimize
 from diffprior.cli import main
 from diffprior_landcover.files import read_images, read_label_maps, upsample, write_scenes
 from diffprior_landcover.plugin import LandcoverLabelsConfig, LowresKlConfig, NmiConfig
@@ -140,7 +140,7 @@ def test_gradients_of_both_terms_reach_the_variable_and_the_run_moves_towards_th
         (grad,) = torch.autograd.grad(term.log_c(variable.term_view(variable.to_x(params, 0.0))).sum(), params)
         assert torch.isfinite(grad).all() and grad.abs().max() > 0
     terms = [WeightedTerm("nmi", nmi_t, 1.0), WeightedTerm("lowres-kl", kl_t, 1.0)]
-    options = RunOptions(steps=60, lr=0.05, timesteps=500.0, prior_weight=0.0)
+    options = Options(optimizer={"lr": 0.05, "steps": 60}, timesteps=500.0, prior_weight=0.0)
     result = optimize(prior, variable, terms, [0], options)
     accuracy = (result.x.argmax(1)[0].numpy() == truth).mean()
     assert accuracy > 0.9, accuracy
