@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGES = ["diffprior", "diffprior_images", "diffprior_unet", "diffprior_tsp", "diffprior_edges"]
+PACKAGES = ["diffprior", "diffprior_images", "diffprior_unet", "diffprior_tsp", "diffprior_landcover", "diffprior_edges"]
 
 
 def _modules(package: str) -> dict[str, Path]:

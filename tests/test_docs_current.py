@@ -13,7 +13,7 @@ ROOT = Path(__file__).parents[1]
 def test_config_types_reference_is_current():
     from diffprior.plugins import get_registry
 
-    expected = {"diffprior", "diffprior-unet", "diffprior-images", "diffprior-tsp", "diffprior-diffusers", "diffprior-edges"}
+    expected = {"diffprior", "diffprior-unet", "diffprior-images", "diffprior-tsp", "diffprior-landcover", "diffprior-diffusers", "diffprior-edges"}
     if not expected <= set(get_registry().plugins):
         pytest.skip("the reference covers every plugin of the repository; install them all (scripts/install.sh)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFPRIOR_")}
