@@ -105,8 +105,7 @@ def run(config, out_dir: Path | None = None, *, seeds=None, progress: bool = Tru
             except NonFiniteError as exc:
                 if run_dir is not None and exc.partial is not None:  # keep what was done before the failure
                     _write(run_dir, config, exc.partial, prior, time.perf_counter() - start, "failed")
-                    exc.args = (f"{exc.args[0]}
-partial results of the {exc.partial.steps_done} steps before it: "
+                    exc.args = (f"{exc.args[0]}\npartial results of the {exc.partial.steps_done} steps before it: "
                                 f"{run_dir.path}/",)
                 raise
         else:
