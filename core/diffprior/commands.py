@@ -1,4 +1,4 @@
-"""The core's own CLI commands (run, validate, schema, plugins, new-plugin), registered
+"""The core's own CLI commands (run, merge, validate, schema, plugins, new-plugin), registered
 through the ``register_commands`` hook like any plugin's.
 
 Plugins import :class:`Command` and :class:`UsageError` from :mod:`diffprior.command` (they
