@@ -1,4 +1,8 @@
-"""Merge the JSON tables of several `diffprior tsp eval --json` runs over disjoint parts of an
+"""(Superseded by `diffprior tsp eval --shard I/N --json PART.json` and `diffprior merge PARTS...
+--out EVAL.json`, which reproduce the whole file's table, per-instance gaps and paired intervals
+exactly; see docs/scaling.md. Kept for JSON files written before --shard existed.)
+
+Merge the JSON tables of several `diffprior tsp eval --json` runs over disjoint parts of an
 instance file into one table (gap = Σ length / Σ reference − 1 over all parts).
 
 With per-sample seeds (instance i uses seed + i), evaluating lines a..b of a file with

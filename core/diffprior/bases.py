@@ -43,6 +43,10 @@ class BuildContext:
     ``prior`` is set once the prior is built (variables and terms see it); ``batch`` and
     ``seeds`` are the run's samples (sample i has seed ``seeds[i]``); ``base_dir`` is the
     config file's folder (None for configs made in Python); ``steps`` the run's length.
+    ``indices`` says which of the run's samples these are: sample i of this build is sample
+    ``indices[i]`` of the whole run (``0..batch-1`` unless the run is split into shards or
+    torchrun ranks). A variable or term whose data differs per sample (instance i for sample
+    i) picks its rows with ``indices``.
     """
 
     device: str = "cpu"
@@ -52,6 +56,7 @@ class BuildContext:
     batch: int = 1
     seeds: Optional[list[int]] = None
     dtype: str = "float32"
+    indices: Optional[list[int]] = None
 
     def __post_init__(self):
         # seeds decide the batch when given; otherwise samples 0..batch-1
@@ -60,6 +65,9 @@ class BuildContext:
         else:
             self.seeds = [int(s) for s in self.seeds]
             self.batch = len(self.seeds)
+        self.indices = list(range(self.batch)) if self.indices is None else [int(i) for i in self.indices]
+        if len(self.indices) != self.batch:
+            raise ValueError(f"BuildContext: {len(self.indices)} indices for a batch of {self.batch}")
 
     def path(self, value: str | Path) -> Path:
         """A path relative to the config file's folder (as given when there is none)."""

@@ -180,18 +180,21 @@ def _main(argv: list[str]) -> int:
     if not getattr(args, "_command", None):
         parser.print_help()
         return 0
+    from .distributed import error_prefix
+
+    rank = error_prefix()  # "rank R/W: " under torchrun, so a failure names its rank
     try:
         return int(args._command.run(args) or 0)
     except (ConfigError, UsageError, RunDirError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {rank}{exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{rank}interrupted", file=sys.stderr)
         return 130
     except FloatingPointError as exc:  # NonFiniteError: its message says what to change
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {rank}{exc}", file=sys.stderr)
         return 1
     except Exception as exc:
         if os.environ.get("DIFFPRIOR_DEBUG"):
@@ -199,8 +202,13 @@ def _main(argv: list[str]) -> int:
         import traceback
 
         traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {rank}{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if "torch.distributed" in sys.modules:
+            from .distributed import shutdown
+
+            shutdown()
 
 
 def _closed_pipe() -> int:

@@ -1,4 +1,4 @@
-"""The core's own CLI commands (run, validate, schema, plugins, new-plugin), registered
+"""The core's own CLI commands (run, merge, validate, schema, plugins, new-plugin), registered
 through the ``register_commands`` hook like any plugin's.
 
 Plugins import :class:`Command` and :class:`UsageError` from :mod:`diffprior.command` (they
@@ -29,6 +29,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, help="number of samples")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .sharding import shard_argument
+
+    shard_argument(p, "samples")
 
 
 def _updates(args) -> dict:
@@ -43,16 +46,57 @@ def _run(args) -> int:
     out = args.out or Path("runs") / args.config.stem
     from . import runner
 
+    if args.shard.count > config.batch:
+        raise UsageError(f"--shard {args.shard}: {config.batch} sample(s) cannot fill {args.shard.count} shards; "
+                         "use fewer shards")
+
     def announce(path: Path) -> None:
         print(f"run directory: {path}/", flush=True)
 
-    result = runner.run(config, out, progress=not args.quiet, overwrite=args.overwrite, on_start=announce)
+    result = runner.run(config, out, progress=not args.quiet, overwrite=args.overwrite, on_start=announce,
+                        shard=args.shard)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 writes and reports
+        return 0
     summary = ", ".join(f"{k} {float(v.float().mean()):.4g}" for k, v in result.metrics.items())
     state = "interrupted; partial results" if result.interrupted else "done"
-    print(f"{state}: {len(result.seeds)} sample(s), {result.steps_done} steps → {result.out_dir}/")
+    from . import distributed
+
+    where = f" on {distributed.current().size} processes" if distributed.current().distributed else ""
+    part = f" (shard {args.shard}: a partial output; join the shards with `diffprior merge`)" if not args.shard.whole else ""
+    print(f"{state}: {len(result.seeds)} sample(s){where}, {result.steps_done} steps → {result.out_dir}/{part}")
     if summary:
         print(f"mean metrics: {summary}")
     return 130 if result.interrupted else 0
+
+
+# ------------------------------------------------------------------------------ merge
+def _configure_merge(p):
+    p.add_argument("parts", type=Path, nargs="+", metavar="PART",
+                   help="partial outputs written with --shard I/N (run directories, or tsp eval --json files)")
+    p.add_argument("--out", type=Path, required=True, help="where the joined output goes")
+
+
+def _merge(args) -> int:
+    from .sharding import read_part
+
+    parts = [read_part(path) for path in args.parts]
+    kinds = sorted({info["kind"] for _, info in parts})
+    if len(kinds) > 1:
+        raise UsageError(f"the parts come from different commands ({', '.join(kinds)}): merge one kind at a time")
+    kind = kinds[0]
+    if kind == "run":
+        from .sharding import merge_runs
+
+        result, out = merge_runs(parts, args.out)
+        print(f"merged {len(parts)} shard(s): {len(result.seeds)} sample(s), {result.steps_done} steps → {out}/")
+        return 0
+    from .plugins import get_registry
+
+    registration = get_registry().commands.get(kind.split()[0])
+    command = registration.obj if registration is not None else None
+    if command is None or command.merge is None:
+        raise UsageError(f"the parts were written by `diffprior {kind}`, and no installed plugin merges those")
+    return int(command.merge(parts, args.out) or 0)
 
 
 # ------------------------------------------------------------------------------ validate
@@ -133,6 +177,8 @@ def _new_plugin(args) -> int:
 
 CORE_COMMANDS = (
     Command("run", "optimise samples for a run config and write pictures, tensors and metrics", _configure_run, _run),
+    Command("merge", "join the partial outputs of --shard I/N runs into the output of the whole run",
+            _configure_merge, _merge),
     Command("validate", "check a run config without running it", _configure_validate, _validate),
     Command("schema", "print the JSON Schema of run configs, installed plugins included", _configure_schema, _schema),
     Command("plugins", "list installed plugins, their versions and what they register", _configure_plugins, _plugins),

@@ -78,7 +78,8 @@ def plot_losses(losses: dict[str, torch.Tensor], timesteps: torch.Tensor, path: 
 
 
 # every file a run may write (an overwritten run's leftovers among them are removed)
-RUN_FILES = ("samples.safetensors", "samples.png", "metrics.json", "config.resolved.toml", "losses.png")
+RUN_FILES = ("samples.safetensors", "samples.png", "metrics.json", "config.resolved.toml", "losses.png",
+             "shard.json", "shard.safetensors")  # the last two: partial outputs of --shard I/N
 
 
 def write_run(out, config, result, prior, *, elapsed: float | None = None, status: str | None = None) -> dict[str, Path]:

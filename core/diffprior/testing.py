@@ -27,6 +27,9 @@ Checks:
 - :func:`check_plugin`: an installed distribution loads in strict mode and everything it
   registers passes the class-level checks.
 
+:func:`torchrun` launches a ``diffprior`` command (or a script) as several CPU processes
+under ``torchrun`` (gloo), for tests of sharded commands.
+
 :class:`PluginSandbox` (fixture ``diffprior_sandbox``) pip-installs distributions into a
 temporary folder and runs ``diffprior`` against them in a subprocess, reusing the current
 interpreter's torch.
@@ -602,3 +605,19 @@ def diffprior_conformance() -> Conformance:
 def diffprior_sandbox(tmp_path) -> PluginSandbox:
     """A :class:`PluginSandbox` in a temporary folder."""
     return PluginSandbox(tmp_path / "diffprior-sandbox")
+
+
+# ------------------------------------------------------------------------------ torchrun
+def torchrun(args, *, processes: int = 2, script: str | None = None, timeout: float = 240.0, env: dict | None = None):
+    """Run ``diffprior ARGS...`` (or ``python SCRIPT ARGS...``) as ``processes`` CPU processes
+    under torchrun (single node, gloo, one thread each). Returns the CompletedProcess
+    (``returncode``, ``stdout``, ``stderr`` as text); ``timeout`` bounds the whole launch."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    command += [script] if script else ["-m", "diffprior.cli"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
+    return subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env=environment)

@@ -59,20 +59,31 @@ def _configure_solve(p):
 
 
 def _solve(args) -> int:
+    from . import scaling
     from .instances import format_instance, tour_lengths
     from .solver import decode_heatmaps, optimise_heatmaps, with_two_opt
 
+    world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
     instances, prior = _load(args)
-    solution = optimise_heatmaps(prior, instances.coords, _settings(args), progress=not args.quiet)
-    tours = decode_heatmaps(solution.adjacency, instances.coords)
+    # under torchrun: this rank's whole batches (instance i keeps seed + i); rank 0 writes every tour
+    part = _instance_part(len(instances), args, world)
+    coords = instances.coords[part.start:part.stop]
+    settings = _settings(args)
+    settings.seed += part.start
+    solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet and world.is_main)
+    tours = decode_heatmaps(solution.adjacency, coords)
     if not args.no_two_opt:
-        tours = with_two_opt(instances.coords, tours)
+        tours = with_two_opt(coords, tours)
+    tours = scaling.gather_arrays({"tours": tours})["tours"]
+    if not world.is_main:
+        return 0
     text = "".join(format_instance(c, t) + "\n" for c, t in zip(instances.coords, tours))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
         mean = float(tour_lengths(instances.coords, tours).mean())
-        print(f"wrote {len(tours)} tours (mean length {mean:.4f}) → {args.out}", file=sys.stderr)
+        on = f" on {world.size} processes" if world.distributed else ""
+        print(f"wrote {len(tours)} tours (mean length {mean:.4f}){on} → {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -94,6 +105,9 @@ def _configure_eval(p):
     p.add_argument("--plot", type=Path, default=None, help="also draw gap against seconds per instance (PNG)")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
     p.add_argument("--baselines-only", action="store_true", help="skip the prior (the baselines are fast on any set)")
+    from diffprior.sharding import shard_argument
+
+    shard_argument(p, "instances (whole batches of --batch-size)")
 
 
 def _timed(fn, *args, **kwargs):
@@ -108,31 +122,40 @@ SAMPLE_SEED_STRIDE = 10**6  # sample k of instance i uses seed + i + k·stride: 
 def _eval(args) -> int:
     import numpy as np
 
-    from .evaluation import (best_of, is_single_cycle, paired_bootstrap, perturbed_restarts, plot_gap_against_time,
-                             shared_edges)
-    from .instances import read_instances, tour_lengths
+    from . import scaling
+    from .evaluation import best_of, is_single_cycle, perturbed_restarts, shared_edges
+    from .instances import Instances, read_instances, tour_lengths
     from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
                          uniform_heatmap_tours, with_two_opt)
 
     if args.sigma < 0 or not np.isfinite(args.sigma):
         raise UsageError(f"--sigma must be a finite number >= 0, got {args.sigma}")
+    if not args.shard.whole and args.json is None:
+        raise UsageError(f"--shard {args.shard} writes a partial result: give --json PART.json "
+                         "(then `diffprior merge PARTS... --out EVAL.json`)")
+    world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
     if args.baselines_only:
         instances = read_instances(args.instances, args.limit)
     else:
         instances, prior = _load(args)
     if instances.tours is None:
         raise UsageError(f"{args.instances}: eval needs reference tours ('output ...' on every line) to compute gaps")
+    # this process's instances: whole batches of the file (shard, then rank); instance i keeps seed + i
+    total = len(instances)
+    part = _instance_part(total, args, world)
+    instances = Instances(instances.coords[part.start:part.stop], instances.tours[part.start:part.stop])
+    seed0, progress = args.seed + part.start, not args.quiet and world.is_main
     coords, M = instances.coords, len(instances)
     reference = tour_lengths(coords, instances.tours)
-    rows: list[tuple[str, np.ndarray, float]] = []
+    rows: list[tuple[str, str, np.ndarray, float]] = []  # (method, role, tours, seconds)
     R, sigma = args.restarts, args.sigma
 
     if not args.baselines_only:
         greedy_runs, improved_runs, restart_runs, seconds = [], [], [], 0.0
         for k in range(args.samples):
             settings = _settings(args)
-            settings.seed = args.seed + k * SAMPLE_SEED_STRIDE
-            solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)
+            settings.seed = seed0 + k * SAMPLE_SEED_STRIDE
+            solution = optimise_heatmaps(prior, coords, settings, progress=progress)
             if k == 0:
                 first_solution = solution
             greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
@@ -145,58 +168,119 @@ def _eval(args) -> int:
             t_greedy_all = t_greedy
         label = "diffprior" + (f", best of {args.samples} samples" if args.samples > 1 else "")
         greedy, improved = best_of(coords, greedy_runs), best_of(coords, improved_runs)
-        rows.append((f"{label}, greedy", greedy, seconds + t_greedy_all * args.samples))
-        rows.append((f"{label}, greedy + 2-opt", improved, seconds + (t_greedy_all + t_opt) * args.samples))
-        rows.append((f"{label}, {R * args.samples} restarts (σ {sigma}) + 2-opt", best_of(coords, restart_runs),
-                     seconds + t_rest * args.samples))
+        rows.append((f"{label}, greedy", "prior-greedy", greedy, seconds + t_greedy_all * args.samples))
+        rows.append((f"{label}, greedy + 2-opt", "prior-two-opt", improved,
+                     seconds + (t_greedy_all + t_opt) * args.samples))
+        rows.append((f"{label}, {R * args.samples} restarts (σ {sigma}) + 2-opt", "prior-restarts",
+                     best_of(coords, restart_runs), seconds + t_rest * args.samples))
         prior_seconds = seconds + (t_greedy_all + t_opt) * args.samples
     uniform, t_uni = _timed(uniform_heatmap_tours, coords)
-    rows.append(("uniform heat-map, greedy", uniform, t_uni))
+    rows.append(("uniform heat-map, greedy", "uniform-greedy", uniform, t_uni))
     uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
-    rows.append(("uniform heat-map, greedy + 2-opt", uniform2, t_uni + t_uni2))
-    restarts, t_r = _timed(perturbed_restarts, coords, None, R * args.samples, sigma, seed=args.seed)
-    rows.append((f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt", restarts, t_r))
-    matched = None
+    rows.append(("uniform heat-map, greedy + 2-opt", "uniform-two-opt", uniform2, t_uni + t_uni2))
+    restarts, t_r = _timed(perturbed_restarts, coords, None, R * args.samples, sigma, seed=seed0)
+    rows.append((f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt", "uniform-restarts",
+                 restarts, t_r))
     if not args.baselines_only and not args.no_matched_time:
-        per_restart = t_r / (M * R * args.samples)
-        matched = int(min(4096, max(1, round(prior_seconds / (M * per_restart)))))
-        tours, t_m = _timed(perturbed_restarts, coords, None, matched, sigma, seed=args.seed)
-        rows.append((f"uniform heat-map, {matched} restarts (matched time) + 2-opt", tours, t_m))
+        # under torchrun every rank uses the count from the times of all ranks
+        prior_seconds_all, t_r_all, M_all = scaling.sum_over_ranks(prior_seconds, t_r, M)
+        per_restart = t_r_all / (M_all * R * args.samples)
+        matched = int(min(4096, max(1, round(prior_seconds_all / (M_all * per_restart)))))
+        tours, t_m = _timed(perturbed_restarts, coords, None, matched, sigma, seed=seed0)
+        rows.append((f"uniform heat-map, {matched} restarts (matched time) + 2-opt", "uniform-matched", tours, t_m))
     nn, t_nn = _timed(nearest_neighbour, coords)
     nn2, t_nn2 = _timed(with_two_opt, coords, nn)
-    rows.append(("nearest neighbour + 2-opt", nn2, t_nn + t_nn2))
+    rows.append(("nearest neighbour + 2-opt", "nearest-neighbour", nn2, t_nn + t_nn2))
     if not args.no_lkh:
         lkh, t_lkh = _timed(lkh_tours, coords)
-        rows.append(("elkai (LKH, 1 run)", lkh, t_lkh))
+        rows.append(("elkai (LKH, 1 run)", "lkh", lkh, t_lkh))
 
-    table, gaps = [], {}
-    for name, tours, seconds in rows:
-        lengths = tour_lengths(coords, tours)
+    if args.pictures and not args.baselines_only and part.start == 0:  # the process that holds instance 0
+        from .pictures import draw_solution
+
+        args.pictures.mkdir(parents=True, exist_ok=True)
+        for i in range(min(args.pictures_count, M)):
+            path = args.pictures / f"instance-{i:04d}.png"
+            draw_solution(path, coords[i], first_solution.adjacency[i], first_solution.images[i, 0], improved[i],
+                          instances.tours[i], title=f"instance {i}")
+        print(f"pictures → {args.pictures}/")
+
+    # from here on, per-instance lengths: gathered from every rank, or written as a --shard part
+    heat = {}
+    if not args.baselines_only:
+        heat = {"single_cycle": is_single_cycle(first_solution.adjacency).astype(np.float64),
+                "greedy_shared_edges": shared_edges(rows[0][2], instances.tours),
+                "uniform_greedy_shared_edges": shared_edges(uniform, instances.tours)}
+    lengths = {f"method.{k}": tour_lengths(coords, tours) for k, (_, _, tours, _) in enumerate(rows)}
+    joined = scaling.gather_arrays({"reference": reference, **lengths, **{f"heat.{k}": v for k, v in heat.items()}})
+    seconds_all = scaling.sum_over_ranks(*(r[3] for r in rows))
+    methods = [(name, role, joined[f"method.{k}"], seconds_all[k]) for k, (name, role, _, _) in enumerate(rows)]
+    heat = {k: joined[f"heat.{k}"] for k in heat}
+    header = {"instances_file": str(args.instances), "cities": instances.size, "settings": vars(_settings(args)),
+              "samples": args.samples, "restarts": R, "sigma": sigma, "first_seed": args.seed,
+              "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
+              "precision": args.precision}
+    if not world.is_main:
+        return 0
+    if not args.shard.whole:
+        shard_rows = range(part.start, part.start + len(joined["reference"]))
+        scaling.write_part(args.json, args.shard, shard_rows, total, header, methods, joined["reference"], heat)
+        print(f"shard {args.shard}: instances {shard_rows.start}..{shard_rows.stop - 1} of {total} → {args.json} "
+              "(a partial result; join the shards with `diffprior merge PARTS... --out EVAL.json`)")
+        return 0
+    return _report(header, methods, joined["reference"], heat, json_path=args.json, plot=args.plot)
+
+
+def _instance_part(total: int, args, world) -> range:
+    """This process's instances; a clear error when there are fewer batches than shards × processes."""
+    from diffprior.sharding import Shard
+
+    from .scaling import instance_part
+
+    shard = getattr(args, "shard", Shard())
+    batches = -(-total // args.batch_size)
+    needed = shard.count * world.size
+    if batches < needed:
+        raise UsageError(f"{total} instances make {batches} batch(es) of --batch-size {args.batch_size}, too few for "
+                         f"{shard.count} shard(s) × {world.size} process(es); lower --batch-size to at most "
+                         f"{max(1, total // needed)}")
+    return instance_part(total, args.batch_size, shard, world)
+
+
+def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_path=None, plot=None) -> int:
+    """The table, the paired comparisons and the JSON of a whole instance file, from per-instance
+    tour lengths (``methods``: (name, role, lengths, seconds)); what ``merge`` prints too."""
+    import numpy as np
+
+    from .evaluation import paired_bootstrap, plot_gap_against_time
+
+    M, R, sigma, samples = len(reference), header["restarts"], header["sigma"], header["samples"]
+    baselines_only = header["baselines_only"]
+    table, gaps, name_of = [], {}, {}
+    for name, role, lengths, seconds in methods:
         gaps[name] = 100 * (lengths / reference - 1)
+        name_of[role] = name
         table.append({"method": name, "mean_length": float(lengths.mean()),
                       "gap_percent": 100 * (float(lengths.sum()) / float(reference.sum()) - 1),
                       "seconds_per_instance": seconds / M})
     comparisons, heatmap = [], {}
-    if not args.baselines_only:
-        heatmap = {"single_cycle_share": float(is_single_cycle(first_solution.adjacency).mean()),
-                   "greedy_shared_edges": float(shared_edges(rows[0][1], instances.tours).mean()),
-                   "uniform_greedy_shared_edges": float(shared_edges(uniform, instances.tours).mean())}
-        names = [r[0] for r in rows]
-        pairs = [(names[0], "uniform heat-map, greedy"), (names[1], "uniform heat-map, greedy + 2-opt"),
-                 (names[2], f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt")]
-        if matched is not None:
-            pairs.append((names[1], f"uniform heat-map, {matched} restarts (matched time) + 2-opt"))
-        for a, b in pairs:
-            mean, low, high = paired_bootstrap(gaps[a], gaps[b], seed=args.seed)
+    if not baselines_only:
+        heatmap = {"single_cycle_share": float(heat["single_cycle"].mean()),
+                   "greedy_shared_edges": float(heat["greedy_shared_edges"].mean()),
+                   "uniform_greedy_shared_edges": float(heat["uniform_greedy_shared_edges"].mean())}
+        pairs = [("prior-greedy", "uniform-greedy"), ("prior-two-opt", "uniform-two-opt"),
+                 ("prior-restarts", "uniform-restarts"), ("prior-two-opt", "uniform-matched")]
+        for a, b in ((name_of[a], name_of[b]) for a, b in pairs if a in name_of and b in name_of):
+            mean, low, high = paired_bootstrap(gaps[a], gaps[b], seed=header["first_seed"])
             wins = int((gaps[a] < gaps[b] - 1e-9).sum())
             losses = int((gaps[a] > gaps[b] + 1e-9).sum())
             comparisons.append({"method": a, "baseline": b, "gap_difference": mean, "low": low, "high": high,
                                 "wins": wins, "losses": losses})
-    s = _settings(args)
-    print(f"TSP-{instances.size}: {M} instances of {args.instances}; reference mean length {float(reference.mean()):.5f}")
-    if not args.baselines_only:
-        print(f"prior: {args.checkpoint or 'bundled tsp50'}; {s.steps} steps, gradient {s.gradient}, "
-              f"batch {s.batch_size}, samples {args.samples}, device {args.device}, precision {args.precision}")
+    s, cities, source = header["settings"], header["cities"], Path(header["instances_file"])
+    print(f"TSP-{cities}: {M} instances of {source}; reference mean length {float(reference.mean()):.5f}")
+    if not baselines_only:
+        print(f"prior: {header['checkpoint'] or 'bundled tsp50'}; {s['steps']} steps, gradient {s['gradient']}, "
+              f"batch {s['batch_size']}, samples {samples}, device {header['device']}, precision {header['precision']}")
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
@@ -211,26 +295,32 @@ def _eval(args) -> int:
             verdict = "better" if c["high"] < 0 else "worse" if c["low"] > 0 else "not distinguishable"
             print(f"  {c['method']}  vs  {c['baseline']}: {c['gap_difference']:+.3f} "
                   f"[{c['low']:+.3f}, {c['high']:+.3f}]  wins {c['wins']} / losses {c['losses']}  ({verdict})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "instances": M, "cities": instances.size, "settings": vars(s), "samples": args.samples,
+    if json_path:
+        json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({
+            "instances": M, "cities": cities, "settings": s, "samples": samples,
             "restarts": R, "sigma": sigma, "reference_mean": float(reference.mean()), "rows": table,
-            "comparisons": comparisons, "heatmap": heatmap, "first_seed": args.seed,
+            "comparisons": comparisons, "heatmap": heatmap, "first_seed": header["first_seed"],
             "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
-    if args.plot:
-        path = plot_gap_against_time(table, args.plot, f"TSP-{instances.size}, {M} instances of {args.instances.name}")
+    if plot:
+        path = plot_gap_against_time(table, plot, f"TSP-{cities}, {M} instances of {source.name}")
         print(f"gap against time → {path}")
-    if args.pictures and not args.baselines_only:
-        from .pictures import draw_solution
-
-        args.pictures.mkdir(parents=True, exist_ok=True)
-        for i in range(min(args.pictures_count, M)):
-            path = args.pictures / f"instance-{i:04d}.png"
-            draw_solution(path, coords[i], first_solution.adjacency[i], first_solution.images[i, 0], improved[i],
-                          instances.tours[i], title=f"instance {i}")
-        print(f"pictures → {args.pictures}/")
     return 0
+
+
+def merge_eval_parts(parts: list, out: Path) -> int:
+    """``diffprior merge`` of ``tsp eval --shard I/N --json PART.json`` parts: the whole file's
+    table and JSON (at ``out``), equal to one ``tsp eval`` of the whole file."""
+    from .scaling import join_parts
+
+    header, methods, reference, heat = join_parts(parts)
+    out = Path(out)
+    if out.is_dir() or not out.suffix:
+        out = out / "eval.json"
+    code = _report(header, methods, reference, heat, json_path=out)
+    print(f"merged {len(parts)} shard(s) → {out}")
+    return code
 
 
 # ------------------------------------------------------------------------------ show
@@ -329,4 +419,4 @@ def _run(args) -> int:
 
 
 TSP_COMMAND = Command("tsp", "travelling-salesman tours with a tour-image diffusion prior (solve, eval, show, data)",
-                      _configure, _run)
+                      _configure, _run, merge=merge_eval_parts)

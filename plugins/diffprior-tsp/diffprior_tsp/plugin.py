@@ -35,13 +35,14 @@ class TspEdgesConfig(VariableConfig):
         from .variable import TspEdges
 
         instances = read_instances(self.instances)
-        stop = self.start + ctx.batch  # sample i solves instance start + i
-        if stop > len(instances):
+        # sample i of the run solves instance start + i (ctx.indices: this shard's samples of the run)
+        rows = [self.start + i for i in ctx.indices]
+        if max(rows) >= len(instances):
             raise ConfigError(
                 f"variable.instances: {self.instances} holds {len(instances)} instances; samples need "
-                f"instances {self.start}..{stop - 1} (lower batch or variable.start)"
+                f"instances {self.start}..{max(rows)} (lower batch or variable.start)"
             )
-        return TspEdges(ctx.prior, instances.coords[self.start:stop], temperature=self.temperature)
+        return TspEdges(ctx.prior, instances.coords[rows], temperature=self.temperature)
 
 
 @hookimpl

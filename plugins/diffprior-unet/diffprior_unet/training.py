@@ -8,6 +8,13 @@ writes ``state.safetensors`` (everything ``resume`` needs: weights, EMA, optimis
 the random-generator state as tensors, the rest as JSON metadata; no pickle), the EMA prior
 ``NAME.safetensors`` + ``NAME.json`` and a grid of EMA samples ``samples/step-NNNNNN.png``.
 The JSON records the budget spent over all sessions (steps, images seen, seconds).
+
+Under ``torchrun`` (several processes, one per GPU or CPU share) the model is wrapped in
+DistributedDataParallel: every rank draws the same global batch of ``train.batch_size``
+(indices, t, ε, flips from the one seeded generator) and trains on its contiguous slice of it;
+the gradients are averaged over the ranks, so a step is the single-process step on the same
+global batch (up to float summation order; dropout masks differ). Rank 0 alone writes the
+checkpoints, state and samples; ``--resume`` reads the same state on every rank.
 """
 
 from __future__ import annotations
@@ -129,8 +136,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
           log=print) -> Path:
     """Train (or resume) a prior; returns the path of the exported EMA checkpoint."""
     import torch
-
-    from diffprior import ConfigError, NoiseSchedule, save_grid
+    from diffprior import ConfigError, NoiseSchedule, distributed, save_grid
 
     from .checkpoints import save_checkpoint
     from .data_sources import load_training_data
@@ -143,6 +149,13 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     if opt_cfg.threads:
         torch.set_num_threads(opt_cfg.threads)
     device = _device(opt_cfg.device)
+    world, device = distributed.setup(device)  # torchrun: join the group; cuda:LOCAL_RANK per rank
+    if opt_cfg.batch_size % world.size:
+        raise ConfigError(f"train.batch_size = {opt_cfg.batch_size} is the global batch: it must be a multiple of "
+                          f"the {world.size} processes (each trains on an equal slice)")
+    rows = slice(world.rank * opt_cfg.batch_size // world.size, (world.rank + 1) * opt_cfg.batch_size // world.size)
+    if not world.is_main:
+        progress, log = False, _silent
     images = load_training_data(config.data, config.model.image_size, config.model.in_channels)
     noise = NoiseSchedule.named(config.noise.schedule, config.noise.T)
     alphas_cumprod = noise.alphas_cumprod.float().to(device)
@@ -169,11 +182,21 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
         log(f"resuming {config.name} at step {step} from {state_path}")
     elif state_path.exists() or (out / "state.pt").exists():
         raise ConfigError(f"{out} already holds a training run; pass --resume or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "samples").mkdir(exist_ok=True)
+    distributed.barrier()  # every rank has read the state before rank 0 may write a new one
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples").mkdir(exist_ok=True)
+    net = model  # the module itself: its state is saved and exported
+    if world.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda")
+                                        else None)
     n_params = sum(p.numel() for p in model.parameters())
+    on = (f" on {world.size} processes ({opt_cfg.batch_size // world.size} images each)"
+          if world.distributed else "")
     log(f"training {config.name}: {n_params / 1e6:.2f}M parameters, {len(images)} images "
-        f"{list(images.shape[1:])}, device {device}, {opt_cfg.steps} steps of {opt_cfg.batch_size}")
+        f"{list(images.shape[1:])}, device {device}, {opt_cfg.steps} steps of {opt_cfg.batch_size}{on}")
     use_bf16 = opt_cfg.mixed_precision == "bf16" or (opt_cfg.mixed_precision == "auto" and native_bf16(device))
     log(f"precision: {'bf16 autocast' if use_bf16 else 'fp32'} (train.mixed_precision = {opt_cfg.mixed_precision!r})")
 
@@ -188,12 +211,15 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
         total = {"steps": step_now, "images_seen": budget["images_seen"] + done * opt_cfg.batch_size,
                  "seconds": round(budget["seconds"] + elapsed, 1), "sessions": budget["sessions"] + 1}
         info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr, "ema_decay": opt_cfg.ema_decay,
+                "global_batch_size": opt_cfg.batch_size, "processes": world.size,
                 "images": len(images), "data": config.data.model_dump(mode="json"), "seed": config.seed,
                 "seconds_this_session": round(elapsed, 1), "device": device,
                 "precision": "bf16-autocast" if use_bf16 else "fp32", "budget": total,
                 "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
+        if not world.is_main:  # rank 0 writes; the others carry on
+            return out / f"{config.name}.safetensors"
         path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
-        write_state(state_path, model, ema, optimizer, batches,
+        write_state(state_path, net, ema, optimizer, batches,
                     {"step": step_now, "config": config.model_dump(mode="json"), "budget": total})
         if opt_cfg.sample_count:
             prior = UNetPrior(ema, noise)
@@ -205,7 +231,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
 
     start = time.perf_counter()
     losses: list[float] = []
-    log_file = (out / "losses.csv").open("a", newline="")
+    log_file = (out / "losses.csv").open("a", newline="") if world.is_main else _NullFile()
     writer = csv.writer(log_file)
     bar = tqdm(total=opt_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
     path = None
@@ -216,11 +242,13 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
             idx = torch.randint(len(images), (opt_cfg.batch_size,), generator=batches).to(device)
             t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
             eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
+            if world.distributed:  # this rank's slice of the global batch (all ranks drew the same one)
+                idx, t, eps = idx[rows], t[rows], eps[rows]
             x0 = images[idx]
             if config.data.hflip or config.data.vflip or config.data.transpose:
                 # drawn only when some augmentation is on, so older recipes resume with the same stream
                 flips = torch.rand(opt_cfg.batch_size, 3 if config.data.transpose else 2,
-                                   generator=batches).to(device) < 0.5
+                                   generator=batches).to(device)[rows] < 0.5
                 if config.data.hflip:
                     x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
                 if config.data.vflip:
@@ -242,15 +270,19 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
             step += 1
             decay = min(opt_cfg.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), model.parameters()):
+                for p_ema, p in zip(ema.parameters(), net.parameters()):
                     p_ema.lerp_(p, 1 - decay)
-            value = loss.item()
+            out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
+            if world.distributed:  # the global batch's loss, and one decision to stop for all ranks
+                value, stop = distributed.all_sum([loss.item() / world.size, float(out_of_time)])
+                out_of_time = stop > 0
+            else:
+                value = loss.item()
             losses.append(value)
             writer.writerow([step, f"{value:.5f}"])
             smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
             bar.update(1)
             bar.set_postfix(loss=f"{smoothed:.4f}")
-            out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
             if step % opt_cfg.checkpoint_every == 0 or step == opt_cfg.steps or out_of_time:
                 model.eval()
                 path = export(step, time.perf_counter() - start, losses)
@@ -271,6 +303,23 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
         path = export(step, time.perf_counter() - start, losses)
     log(f"saved the EMA prior {path} (+ .json), samples in {out / 'samples'}")
     return path
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """The log of ranks other than 0 (rank 0 speaks for all)."""
+
+
+class _NullFile:
+    """losses.csv on ranks other than 0."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 # ------------------------------------------------------------------------------ training state

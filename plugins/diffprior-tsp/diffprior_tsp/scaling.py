@@ -1,0 +1,111 @@
+"""``tsp solve|eval`` over several processes (torchrun) or as ``--shard I/N`` parts.
+
+A process solves whole batches of ``--batch-size`` consecutive instances: the batches of the
+file are split into contiguous shards (``--shard``), and those into contiguous parts per
+rank. Instance ``i`` keeps the seed ``seed + i`` and is optimised in the same batch as in a
+single process, so its heat-map, its tours and every figure computed from them are the same
+bit for bit. Uses diffprior's public :mod:`diffprior.distributed` and :mod:`diffprior.sharding`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from diffprior.command import UsageError
+
+PART_KIND = "tsp eval"
+
+
+def setup(args):
+    """Join torchrun's process group if launched by it; ``args.device`` becomes this rank's device."""
+    from diffprior import distributed
+
+    world, args.device = distributed.setup(args.device)
+    return world
+
+
+def instance_part(count: int, batch_size: int, shard, world) -> range:
+    """The instances this process solves: whole batches, contiguous, in order."""
+    from diffprior.sharding import shard_range, split
+
+    batches = shard_range(-(-count // batch_size), shard.index, shard.count)
+    mine = split(batches, world.rank, world.size)
+    if not mine:
+        return range(0)
+    return range(mine[0] * batch_size, min(count, (mine[-1] + 1) * batch_size))
+
+
+def gather_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each rank's arrays joined along the first axis in rank order (one process: unchanged)."""
+    import torch
+    from diffprior import distributed
+
+    if not distributed.current().distributed:
+        return arrays
+    pieces = distributed.gather({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+    return {k: np.concatenate([t[k].numpy() for t, _ in pieces]) for k in arrays}
+
+
+def sum_over_ranks(*values: float) -> list[float]:
+    from diffprior import distributed
+
+    return distributed.all_sum(list(values))
+
+
+# ------------------------------------------------------------------------------ eval parts
+def write_part(path: Path, shard, rows: range, total: int, header: dict, methods: list[tuple],
+               reference: np.ndarray, heat: dict) -> None:
+    """A partial ``tsp eval`` result: per-instance lengths of every method at full precision."""
+    part = {"kind": PART_KIND, "shard": [shard.index, shard.count], "rows": [rows.start, rows.stop], "total": total,
+            **header, "reference": reference.tolist(),
+            "methods": [{"method": name, "role": role, "seconds": seconds, "lengths": lengths.tolist()}
+                        for name, role, lengths, seconds in methods],
+            "heat": {k: np.asarray(v, dtype=np.float64).tolist() for k, v in heat.items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(part) + "\n")
+
+
+def join_parts(parts: list[tuple]) -> tuple[dict, list[tuple], np.ndarray, dict]:
+    """(header, methods, reference, heat) of the whole instance file from its ``--shard`` parts.
+
+    Methods are matched by role; a role whose name differs between parts (the matched-time
+    baseline's restart count comes from each part's wall time) keeps the first part's name
+    with the range of counts."""
+    from diffprior.sharding import missing_shards
+
+    by_index, first = {}, None
+    for path, info in parts:
+        index, count = info["shard"]
+        if first is None:
+            first = info
+        fields = ("total", "instances_file", "settings", "samples", "restarts", "sigma", "first_seed", "checkpoint",
+                  "baselines_only", "precision")
+        different = [f for f in fields if info.get(f) != first.get(f)]
+        if count != first["shard"][1] or different:
+            raise UsageError(f"{path} is not a part of the same evaluation as {parts[0][0]} "
+                             f"(differs in {', '.join(different) or 'the number of shards'}); merge one evaluation only")
+        if index in by_index:
+            raise UsageError(f"shard {index}/{count} given twice ({by_index[index][0]} and {path}); give it once")
+        by_index[index] = (path, info)
+    count = first["shard"][1]
+    missing = missing_shards(by_index, count)
+    if missing:
+        names = ", ".join(f"{i}/{count}" for i in missing)
+        raise UsageError(f"missing shard(s) {names} of {first['instances_file']}: run only those "
+                         f"(diffprior tsp eval ... --shard I/{count} --json PART.json) and merge again")
+    ordered = [by_index[i][1] for i in range(count)]
+    roles = [m["role"] for m in ordered[0]["methods"]]
+    methods = []
+    for k, role in enumerate(roles):
+        entries = [next(m for m in part["methods"] if m["role"] == role) for part in ordered]
+        names = sorted({m["method"] for m in entries})
+        name = names[0] if len(names) == 1 else f"{entries[0]['method']} (parts: {'; '.join(names)})"
+        methods.append((name, role, np.concatenate([np.asarray(m["lengths"], dtype=np.float64) for m in entries]),
+                        sum(m["seconds"] for m in entries)))
+    reference = np.concatenate([np.asarray(p["reference"], dtype=np.float64) for p in ordered])
+    heat = {k: np.concatenate([np.asarray(p["heat"][k]) for p in ordered]) for k in ordered[0]["heat"]}
+    header = {k: v for k, v in first.items() if k not in ("kind", "shard", "rows", "reference", "methods", "heat")}
+    return header, methods, reference, heat

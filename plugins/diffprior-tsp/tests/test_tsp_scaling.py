@@ -1,0 +1,74 @@
+"""tsp solve/eval under torchrun (2 CPU processes) and as --shard parts joined by
+`diffprior merge`: the same tours and the same figures as one process."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffprior.cli import main
+from diffprior.testing import torchrun
+from diffprior_tsp.instances import random_instances, read_instances, solve_reference, write_instances
+from diffprior_tsp.solver import mark_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """An untrained 16×16 tour prior for 6 cities and 5 labelled instances."""
+    from diffprior import NoiseSchedule
+    from diffprior_unet.checkpoints import save_checkpoint
+    from diffprior_unet.config import UNetArchitecture
+    from diffprior_unet.model import UNet
+
+    folder = tmp_path_factory.mktemp("tsp-scaling")
+    torch.manual_seed(0)
+    arch = UNetArchitecture(image_size=16, channels=8, channel_mult=[1, 2], attention_resolutions=[], dropout=0.0)
+    prior = mark_checkpoint(save_checkpoint(UNet(arch), folder / "tiny", noise=NoiseSchedule.linear(100)), cities=6)
+    coords = random_instances(5, 6, seed=31)
+    path = folder / "six.txt"
+    write_instances(path, coords, [solve_reference(c) for c in coords])
+    return folder, path, ["--checkpoint", str(prior), "--steps", "3", "--batch-size", "2", "--quiet"]
+
+
+def _figures(path):
+    """Everything in an eval JSON but wall times."""
+    data = json.loads(path.read_text())
+    for row in data["rows"]:
+        row.pop("seconds_per_instance")
+    return data
+
+
+EVAL = ["--restarts", "3", "--samples", "2", "--no-matched-time", "--no-lkh"]
+
+
+def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, capsys):
+    folder, path, common = setup
+    assert main(["tsp", "eval", str(path), *common, *EVAL, "--json", str(folder / "single.json")]) == 0
+    proc = torchrun(["tsp", "eval", path, *common, *EVAL, "--json", folder / "launched.json"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("TSP-6: 5 instances") == 1  # rank 0 reports for both
+    single = _figures(folder / "single.json")
+    assert _figures(folder / "launched.json") == single
+
+    # 3 batches of 2 instances: shard 0/2 holds instances 0..1, shard 1/2 instances 2..4
+    for i in (1, 0):
+        assert main(["tsp", "eval", str(path), *common, *EVAL, "--shard", f"{i}/2",
+                     "--json", str(folder / f"part{i}.json")]) == 0
+    assert json.loads((folder / "part1.json").read_text())["rows"] == [2, 5]
+    capsys.readouterr()
+    assert main(["merge", str(folder / "part1.json"), "--out", str(folder / "merged.json")]) == 2
+    assert "missing shard(s) 0/2" in capsys.readouterr().err
+    assert main(["merge", str(folder / "part0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "merged.json")]) == 0
+    assert _figures(folder / "merged.json") == single
+    assert "diffprior, best of 2 samples, greedy + 2-opt" in capsys.readouterr().out
+
+
+def test_solve_in_two_processes_writes_the_single_process_tours(setup):
+    folder, path, common = setup
+    assert main(["tsp", "solve", str(path), *common, "--out", str(folder / "single.txt")]) == 0
+    proc = torchrun(["tsp", "solve", path, *common, "--out", folder / "launched.txt"])
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "launched.txt").read_text() == (folder / "single.txt").read_text()
+    np.testing.assert_array_equal(read_instances(folder / "launched.txt").coords, read_instances(path).coords)

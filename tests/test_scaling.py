@@ -1,0 +1,109 @@
+"""Sharding is exact: `diffprior run` under torchrun (2 CPU processes, gloo) and as
+`--shard I/N` parts joined by `diffprior merge` give the single-process output; a failed or
+hung rank ends the launch with its rank named, in bounded time."""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from diffprior.cli import main
+from diffprior.sharding import Shard, shard_range
+from diffprior.testing import torchrun
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
+FAST = ["--set", "optimizer.steps=40", "--batch", "5", "--seed", "3", "--quiet"]
+
+
+def _same_run(a: Path, b: Path) -> None:
+    """Same files, bit for bit, except the wall time in metrics.json."""
+    assert load_file(str(a / "samples.safetensors")).keys() == load_file(str(b / "samples.safetensors")).keys()
+    assert (a / "samples.safetensors").read_bytes() == (b / "samples.safetensors").read_bytes()
+    assert (a / "samples.png").read_bytes() == (b / "samples.png").read_bytes()
+    assert (a / "config.resolved.toml").read_text() == (b / "config.resolved.toml").read_text()
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    ma.pop("seconds"), mb.pop("seconds")
+    assert ma == mb
+
+
+def test_shards_are_contiguous_and_cover_everything():
+    for total in (0, 1, 5, 7, 64):
+        for count in (1, 2, 3, 5):
+            parts = [shard_range(total, i, count) for i in range(count)]
+            assert [i for r in parts for i in r] == list(range(total))
+            assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert Shard.parse("1/4") == Shard(1, 4) and str(Shard(1, 4)) == "1/4"
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(ValueError, match="--shard"):
+            Shard.parse(bad)
+
+
+def test_shards_merged_equal_the_whole_run(tmp_path, capsys):
+    full, merged = tmp_path / "full", tmp_path / "merged"
+    assert main(["run", str(EXAMPLE), "--out", str(full), *FAST]) == 0
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for i, part in enumerate(parts):
+        assert main(["run", str(EXAMPLE), "--out", str(part), "--shard", f"{i}/3", *FAST]) == 0
+    assert load_file(str(parts[1] / "samples.safetensors"))["seeds"].tolist() == [4, 5]  # samples 1..2 of 0..4
+
+    # a missing shard is named, with the command that makes only it
+    capsys.readouterr()
+    assert main(["merge", str(parts[0]), str(parts[2]), "--out", str(merged)]) == 2
+    err = capsys.readouterr().err
+    assert "missing shard(s) 1/3" in err and "--shard 1/3" in err and not merged.exists()
+
+    assert main(["merge", *map(str, reversed(parts)), "--out", str(merged)]) == 0
+    _same_run(full, merged)
+    assert (full / "losses.png").read_bytes() == (merged / "losses.png").read_bytes()
+
+    # parts of different runs do not merge
+    other = tmp_path / "other"
+    assert main(["run", str(EXAMPLE), "--out", str(other), "--shard", "1/3", *FAST, "--set", "optimizer.lr=0.02"]) == 0
+    assert main(["merge", str(parts[0]), str(other), str(parts[2]), "--out", str(tmp_path / "mixed")]) == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_more_shards_than_samples_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", str(EXAMPLE), "--out", str(tmp_path / "x"), "--shard", "0/9", *FAST]) == 2
+    assert "5 sample(s) cannot fill 9 shards" in capsys.readouterr().err
+
+
+def test_two_processes_write_the_single_process_run(tmp_path):
+    single, launched = tmp_path / "single", tmp_path / "launched"
+    assert main(["run", str(EXAMPLE), "--out", str(single), *FAST]) == 0
+    proc = torchrun(["run", EXAMPLE, "--out", launched, *FAST])
+    assert proc.returncode == 0, proc.stderr
+    assert "5 sample(s) on 2 processes" in proc.stdout and proc.stdout.count("done:") == 1  # rank 0 reports
+    _same_run(single, launched)
+
+
+FAILING = """
+import os, sys, time
+from diffprior import distributed
+world, _ = distributed.setup("cpu")
+if world.rank == 1:
+    if sys.argv[1] == "raise":
+        sys.exit(__import__("diffprior.cli").cli.main(["run", "no-such-config.toml"]))
+    time.sleep(600)  # "hang": never reach the collective
+distributed.gather({}, {"rank": world.rank})
+"""
+
+
+@pytest.mark.parametrize("mode", ["raise", "hang"])
+def test_a_failed_or_hung_rank_ends_the_launch_naming_it(tmp_path, mode):
+    script = tmp_path / "fail.py"
+    script.write_text(FAILING)
+    start = time.perf_counter()
+    proc = torchrun([mode], script=str(script), env={"DIFFPRIOR_DIST_TIMEOUT": "4"}, timeout=400)
+    elapsed = time.perf_counter() - start
+    # bounded: far less than the hung rank's 600 s (start-up alone takes ~10 s idle, a minute on a busy machine)
+    assert proc.returncode != 0 and elapsed < 200
+    output = proc.stdout + proc.stderr
+    if mode == "raise":
+        assert "error: rank 1/2: " in output and "no-such-config.toml" in output
+        assert re.search(r"rank\s*: 1 \(local_rank: 1\)\s+exitcode\s*: 2", output)  # torchrun's summary
+    else:  # rank 0 waited 4 s at the collective, then failed and was named
+        assert re.search(r"rank\s*: 0 \(local_rank: 0\)", output) and "timed out" in output.lower()
