@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
 
-from diffprior.command import Command, UsageError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from diffprior.command import Command, UsageError, positive_int, subcommands
 
 
 # ------------------------------------------------------------------------------ data
 def _configure_data(p):
-    p.add_argument("--count", type=_positive, required=True, help="number of scenes")
+    p.add_argument("--count", type=positive_int, required=True, help="number of scenes")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--split", choices=("train", "validation", "test"), default="validation",
                    help="seed range: train (prior training), validation (tuning), test (benchmarks only)")
     p.add_argument("--offset", type=int, default=0, help="skip this many seeds of the split")
-    p.add_argument("--block", type=_positive, default=16, help="coarse-map block side in pixels (8 or 16 for 64×64 maps)")
+    p.add_argument("--block", type=positive_int, default=16, help="coarse-map block side in pixels (8 or 16 for 64×64 maps)")
     p.add_argument("--wrong", type=float, default=0.1, help="fraction of coarse blocks given a wrong class")
     p.add_argument("--no-png", action="store_true", help="only scenes.safetensors (no per-scene PNG files)")
     p.add_argument("--onehot", action="store_true", help="also write onehot.safetensors: label maps to train a prior on")
@@ -88,19 +77,7 @@ SUBCOMMANDS = {
 }
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="landcover_command", metavar="SUBCOMMAND")
-    for name, (help_text, configure, run) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
-        configure(sp)
-        sp.set_defaults(_landcover_run=run)
-
-
-def _run(args) -> int:
-    run = getattr(args, "_landcover_run", None)
-    if run is None:
-        raise UsageError("diffprior landcover needs a subcommand: " + ", ".join(SUBCOMMANDS) + " (see diffprior landcover --help)")
-    return run(args)
+_configure, _run = subcommands("landcover", SUBCOMMANDS)
 
 
 LANDCOVER_COMMAND = Command("landcover", "land-cover segmentation with a label-map prior: synthetic scenes with ground truth",

@@ -8,27 +8,19 @@ import sys
 import time
 from pathlib import Path
 
-from diffprior.command import Command, UsageError
+from diffprior.command import Command, UsageError, positive_int, subcommands
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _add_prior_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("instances", type=Path, help="instance file: one 'x1 y1 ... xN yN [output t1 ... tN t1]' per line")
-    p.add_argument("--limit", type=_positive, default=None, help="only the first N instances")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N instances")
     p.add_argument("--checkpoint", default=None, help="tour-image prior (default: the bundled tsp50)")
-    p.add_argument("--steps", type=_positive, default=256, help="optimisation steps (paper: 256)")
+    p.add_argument("--steps", type=positive_int, default=256, help="optimisation steps (paper: 256)")
     p.add_argument("--gradient", choices=("full", "sds"), default="full",
                    help="full: back-propagate through the U-Net (paper); sds: no U-Net backward, ~3x cheaper")
-    p.add_argument("--batch-size", type=_positive, default=64, help="instances optimised together")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="instances optimised together")
     p.add_argument("--seed", type=int, default=0, help="instance i uses seed + i")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -92,15 +84,15 @@ def _solve(args) -> int:
 # ------------------------------------------------------------------------------ eval
 def _configure_eval(p):
     _add_prior_options(p)
-    p.add_argument("--samples", type=_positive, default=1,
+    p.add_argument("--samples", type=positive_int, default=1,
                    help="K: optimise K heat-maps per instance (seeds seed + i + k·10⁶) and keep the shortest tour")
-    p.add_argument("--restarts", type=_positive, default=8,
+    p.add_argument("--restarts", type=positive_int, default=8,
                    help="R: perturbed-heat-map restarts (greedy + 2-opt, best of R) on the uniform and the prior's heat-map")
     p.add_argument("--sigma", type=float, default=0.3, help="log-normal noise on edge scores for the restarts")
     p.add_argument("--no-matched-time", action="store_true",
                    help="skip the uniform-restarts baseline given the prior's wall time")
     p.add_argument("--pictures", type=Path, default=None, help="also draw the first few instances into this folder")
-    p.add_argument("--pictures-count", type=_positive, default=4)
+    p.add_argument("--pictures-count", type=positive_int, default=4)
     p.add_argument("--json", type=Path, default=None, help="also write the table (and per-instance gaps) as JSON")
     p.add_argument("--plot", type=Path, default=None, help="also draw gap against seconds per instance (PNG)")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
@@ -353,11 +345,11 @@ def _show(args) -> int:
 
 # ------------------------------------------------------------------------------ data
 def _configure_data(p):
-    p.add_argument("--count", type=_positive, default=5000, help="training instances")
+    p.add_argument("--count", type=positive_int, default=5000, help="training instances")
     p.add_argument("--validation", type=int, default=256, help="validation instances (other seed)")
-    p.add_argument("--cities", type=_positive, default=50)
+    p.add_argument("--cities", type=positive_int, default=50)
     p.add_argument("--seed", type=int, default=1, help="training seed (validation uses seed + 1)")
-    p.add_argument("--runs", type=_positive, default=1, help="LKH runs per instance")
+    p.add_argument("--runs", type=positive_int, default=1, help="LKH runs per instance")
     p.add_argument("--out", type=Path, default=Path("runs/tsp-data"), help="folder for trainN.txt, trainN.pt, valN.txt")
     p.add_argument("--quiet", action="store_true")
 
@@ -379,7 +371,7 @@ def _data(args) -> int:
 # ------------------------------------------------------------------------------ install-prior
 def _configure_install(p):
     p.add_argument("checkpoint", type=Path, help="a trained NAME.safetensors (with NAME.json beside it)")
-    p.add_argument("--cities", type=_positive, required=True, help="instance size the tours were drawn from")
+    p.add_argument("--cities", type=positive_int, required=True, help="instance size the tours were drawn from")
     p.add_argument("--name", default="tsp50", help="name in the package's weights folder")
 
 
@@ -403,19 +395,7 @@ SUBCOMMANDS = {
 }
 
 
-def _configure(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="tsp_command", metavar="SUBCOMMAND")
-    for name, (help_text, configure, run) in SUBCOMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
-        configure(sp)
-        sp.set_defaults(_tsp_run=run)
-
-
-def _run(args) -> int:
-    run = getattr(args, "_tsp_run", None)
-    if run is None:
-        raise UsageError("diffprior tsp needs a subcommand: " + ", ".join(SUBCOMMANDS) + " (see diffprior tsp --help)")
-    return run(args)
+_configure, _run = subcommands("tsp", SUBCOMMANDS)
 
 
 TSP_COMMAND = Command("tsp", "travelling-salesman tours with a tour-image diffusion prior (solve, eval, show, data)",
