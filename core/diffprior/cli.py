@@ -183,8 +183,11 @@ def _main(argv: list[str]) -> int:
     from .distributed import error_prefix
 
     rank = error_prefix()  # "rank R/W: " under torchrun, so a failure names its rank
+    finished = False
     try:
-        return int(args._command.run(args) or 0)
+        code = int(args._command.run(args) or 0)
+        finished = True
+        return code
     except (ConfigError, UsageError, RunDirError, FileNotFoundError) as exc:
         print(f"error: {rank}{exc}", file=sys.stderr)
         return 2
@@ -208,7 +211,7 @@ def _main(argv: list[str]) -> int:
         if "torch.distributed" in sys.modules:
             from .distributed import shutdown
 
-            shutdown()
+            shutdown(wait_for_others=finished)
 
 
 def _closed_pipe() -> int:

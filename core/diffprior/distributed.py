@@ -125,8 +125,13 @@ def setup(device: str = "cpu") -> tuple[World, str]:
     return world, device
 
 
-def shutdown() -> None:
-    """Leave the process group (if joined)."""
+def shutdown(wait_for_others: bool = False) -> None:
+    """Leave the process group (if joined).
+
+    ``wait_for_others``: meet the other ranks at a barrier first. A rank that tears down its
+    gloo connections while another still talks to it can make that one abort ("terminate
+    called without an active exception"), so a command that finished normally waits; one
+    that failed does not (the others may never arrive; the launcher stops them)."""
     global _current
     _current = None
     try:
@@ -134,6 +139,8 @@ def shutdown() -> None:
     except ImportError:
         return
     if dist.is_available() and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
         dist.destroy_process_group()
 
 
