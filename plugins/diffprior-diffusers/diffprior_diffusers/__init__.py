@@ -6,6 +6,8 @@ loaders below are imported lazily (``from diffprior_diffusers import load_diffus
 
 from __future__ import annotations
 
+from diffprior.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -20,15 +22,4 @@ _LAZY = {
     "describe_prior": "diffprior_diffusers.converted",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffprior_diffusers' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, also=["__version__"])

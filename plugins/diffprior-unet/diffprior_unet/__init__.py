@@ -6,6 +6,8 @@ plugin hook module :mod:`diffprior_unet.plugin` does not).
 
 from __future__ import annotations
 
+from diffprior.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -26,15 +28,4 @@ _LAZY = {
     "copy_checkpoint": "diffprior_unet.checkpoints",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffprior_unet' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, also=["__version__"])
