@@ -3,6 +3,7 @@ safetensors is exit 2 with one line naming the file, and a planted pickle never 
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -80,3 +81,22 @@ def test_a_bad_unet_checkpoint_is_one_line_naming_it(tmp_path, capsys, kind):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err and "Traceback" not in err, err
     assert not (tmp_path / "ran.txt").exists()
+
+
+def test_saved_weights_come_back_as_written_with_their_metadata_and_readable_permissions(tmp_path):
+    from diffprior import load_tensors, save_weights
+
+    state = {"w": torch.linspace(-1, 1, 7, dtype=torch.float64), "b": torch.tensor([3.0])}
+    umask = os.umask(0o022)  # the usual one; safetensors alone would still write 0600
+    try:
+        path = save_weights(tmp_path / "sub" / "model", state, {"name": "m", "n": 2}, dtype="float16",
+                            file_format="test-format")
+    finally:
+        os.umask(umask)
+    assert path == tmp_path / "sub" / "model.safetensors"
+    back = load_tensors(path)
+    assert back["w"].dtype == torch.float16 and torch.equal(back["w"], state["w"].half())
+    assert __import__("json").loads(path.with_suffix(".json").read_text()) == {"name": "m", "n": 2}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.json", "model.safetensors"]  # no temporaries
+    for written in (path, path.with_suffix(".json")):
+        assert written.stat().st_mode & 0o044 == 0o044  # others can read a bundled checkpoint

@@ -55,6 +55,7 @@ _LAZY = {
     "save_grid": "diffprior.outputs",
     "load_tensors": "diffprior.tensorfiles",
     "load_torch_weights": "diffprior.tensorfiles",
+    "save_weights": "diffprior.tensorfiles",
     "run": "diffprior.runner",
 }
 

@@ -9,7 +9,6 @@ data range, T, schedule, prediction type, parameter count, where it came from).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -22,17 +21,10 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 
 def save_converted(prior, path, *, dtype: str = "float32") -> Path:
     """Write ``prior`` (a DiffusersPrior) as PATH.safetensors + PATH.json; returns the weights path."""
-    import torch
-    from safetensors.torch import save_file
+    from diffprior import save_weights
 
     if dtype not in STORE_DTYPES:
         raise ValueError(f"stored dtype must be one of {', '.join(STORE_DTYPES)}, got {dtype!r}")
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_name(path.name + ".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = getattr(torch, dtype)
-    tensors = {k: v.detach().to("cpu", store).contiguous() for k, v in prior.unet.state_dict().items()}
     meta = {
         "format": CONVERTED_FORMAT,
         **{k: v for k, v in prior.describe().items() if k != "dtype"},
@@ -42,14 +34,7 @@ def save_converted(prior, path, *, dtype: str = "float32") -> Path:
         "attention_heads": prior.metadata.get("attention_heads"),
         "source": prior.metadata.get("source", {}),
     }
-    # weights first, metadata last and atomically: a JSON beside the weights means the pair is complete
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": CONVERTED_FORMAT})
-    os.replace(tmp, path)
-    meta_tmp = path.with_suffix(".json.tmp")
-    meta_tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-    os.replace(meta_tmp, path.with_suffix(".json"))
-    return path
+    return save_weights(path, prior.unet.state_dict(), meta, dtype=dtype, file_format=CONVERTED_FORMAT)
 
 
 def load_converted(model: str, *, dtype: str = "fp32", device: str = "cpu", class_label: Optional[int] = None,

@@ -50,17 +50,10 @@ def resolve_checkpoint(value: str | Path, base_dir: Path | str | None = None) ->
 def save_checkpoint(model, path: str | Path, *, noise, data_range=(-1.0, 1.0), training: dict | None = None,
                     dtype: str = "float16") -> Path:
     """Write ``model`` (a :class:`UNet`) as ``path`` (.safetensors) + its .json; returns the weights path."""
-    import torch
-    from safetensors.torch import save_file
+    from diffprior import save_weights
 
     if dtype not in ("float16", "float32"):
         raise ValueError(f"checkpoint dtype must be 'float16' or 'float32', got {dtype!r}")
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_name(path.name + ".safetensors")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = getattr(torch, dtype)
-    tensors = {k: v.detach().to("cpu", store).contiguous() for k, v in model.state_dict().items()}
     arch = model.arch
     meta = {
         "format": FORMAT,
@@ -72,9 +65,7 @@ def save_checkpoint(model, path: str | Path, *, noise, data_range=(-1.0, 1.0), t
         "parameters": sum(p.numel() for p in model.parameters()),
         "training": training or {},
     }
-    save_file(tensors, str(path), metadata={"format": FORMAT})
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return save_weights(path, model.state_dict(), meta, dtype=dtype, file_format=FORMAT)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
