@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Literal, Optional
@@ -186,6 +188,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
+        _truncate_losses(out / "losses.csv", step)
     net = model  # the module itself: its state is saved and exported
     if world.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -237,72 +240,124 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     path = None
     smoothed = None
     model.train()
-    try:
-        while step < opt_cfg.steps:
-            idx = torch.randint(len(images), (opt_cfg.batch_size,), generator=batches).to(device)
-            t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
-            eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
-            if world.distributed:  # this rank's slice of the global batch (all ranks drew the same one)
-                idx, t, eps = idx[rows], t[rows], eps[rows]
-            x0 = images[idx]
-            if config.data.hflip or config.data.vflip or config.data.transpose:
-                # drawn only when some augmentation is on, so older recipes resume with the same stream
-                flips = torch.rand(opt_cfg.batch_size, 3 if config.data.transpose else 2,
-                                   generator=batches).to(device)[rows] < 0.5
-                if config.data.hflip:
-                    x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
-                if config.data.vflip:
-                    x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
-                if config.data.transpose:
-                    x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
-            a = alphas_cumprod[t].view(-1, 1, 1, 1)
-            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-            for group in optimizer.param_groups:  # linear warm-up
-                group["lr"] = opt_cfg.lr * min(1.0, (step + 1) / max(opt_cfg.warmup_steps, 1))
-            with autocast:
-                loss = (model(x_t, t).float() - eps).pow(2).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower train.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            decay = min(opt_cfg.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for p_ema, p in zip(ema.parameters(), net.parameters()):
-                    p_ema.lerp_(p, 1 - decay)
-            out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
-            if world.distributed:  # the global batch's loss, and one decision to stop for all ranks
-                value, stop = distributed.all_sum([loss.item() / world.size, float(out_of_time)])
-                out_of_time = stop > 0
-            else:
-                value = loss.item()
-            losses.append(value)
-            writer.writerow([step, f"{value:.5f}"])
-            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{smoothed:.4f}")
-            if step % opt_cfg.checkpoint_every == 0 or step == opt_cfg.steps or out_of_time:
-                model.eval()
-                path = export(step, time.perf_counter() - start, losses)
-                model.train()
-                log_file.flush()
-            if out_of_time:
-                log(f"stopping at step {step}: max_minutes = {opt_cfg.max_minutes} reached (resume with --resume)")
-                break
-    except KeyboardInterrupt:
-        model.eval()
-        path = export(step, time.perf_counter() - start, losses)
-        log(f"interrupted at step {step}; saved {path} (resume with --resume)")
-        raise
-    finally:
-        bar.close()
-        log_file.close()
+    with _StopRequests() as stop_requests:
+        try:
+            while step < opt_cfg.steps:
+                idx = torch.randint(len(images), (opt_cfg.batch_size,), generator=batches).to(device)
+                t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
+                eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
+                if world.distributed:  # this rank's slice of the global batch (all ranks drew the same one)
+                    idx, t, eps = idx[rows], t[rows], eps[rows]
+                x0 = images[idx]
+                if config.data.hflip or config.data.vflip or config.data.transpose:
+                    # drawn only when some augmentation is on, so older recipes resume with the same stream
+                    flips = torch.rand(opt_cfg.batch_size, 3 if config.data.transpose else 2,
+                                       generator=batches).to(device)[rows] < 0.5
+                    if config.data.hflip:
+                        x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
+                    if config.data.vflip:
+                        x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
+                    if config.data.transpose:
+                        x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
+                a = alphas_cumprod[t].view(-1, 1, 1, 1)
+                x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+                for group in optimizer.param_groups:  # linear warm-up
+                    group["lr"] = opt_cfg.lr * min(1.0, (step + 1) / max(opt_cfg.warmup_steps, 1))
+                with autocast:
+                    loss = (model(x_t, t).float() - eps).pow(2).mean()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower train.lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                decay = min(opt_cfg.ema_decay, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    for p_ema, p in zip(ema.parameters(), net.parameters()):
+                        p_ema.lerp_(p, 1 - decay)
+                out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
+                out_of_time = out_of_time or stop_requests.signal is not None
+                if world.distributed:  # the global batch's loss, and one decision to stop for all ranks
+                    value, stop = distributed.all_sum([loss.item() / world.size, float(out_of_time)])
+                    out_of_time = stop > 0
+                else:
+                    value = loss.item()
+                losses.append(value)
+                writer.writerow([step, f"{value:.5f}"])
+                smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{smoothed:.4f}")
+                if step % opt_cfg.checkpoint_every == 0 or step == opt_cfg.steps or out_of_time:
+                    model.eval()
+                    path = export(step, time.perf_counter() - start, losses)
+                    model.train()
+                    log_file.flush()
+                if out_of_time:
+                    reason = (f"{stop_requests.name} received" if stop_requests.signal is not None
+                              else f"max_minutes = {opt_cfg.max_minutes} reached")
+                    log(f"stopping at step {step}: {reason}; saved {path} (resume with --resume)")
+                    break
+        except KeyboardInterrupt:  # a second Ctrl-C: the step in flight may be half done, so nothing is saved
+            log(f"interrupted during step {step + 1}: state.safetensors holds the last checkpoint "
+                f"(resume with --resume)")
+            raise
+        finally:
+            bar.close()
+            log_file.close()
+    if stop_requests.signal == signal.SIGINT:
+        raise KeyboardInterrupt  # saved at a step boundary above; the command reports the interruption
     if path is None:  # resumed a finished run
         path = export(step, time.perf_counter() - start, losses)
     log(f"saved the EMA prior {path} (+ .json), samples in {out / 'samples'}")
     return path
+
+
+def _truncate_losses(path: Path, step: int) -> None:
+    """Keep the loss log's first ``step`` rows: after a crash it may run past the last saved
+    state, and the resumed steps would otherwise be logged twice."""
+    if not path.exists():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [row for row in rows if row and int(row[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        tmp.replace(path)
+
+
+class _StopRequests:
+    """SIGTERM (a scheduler's notice, ``kill``) and Ctrl-C end training at the next step boundary,
+    after saving, instead of wherever they land: an interrupted optimizer step would leave
+    weights and the saved step count out of step, and the resume inexact. A second Ctrl-C
+    stops at once. Handlers are installed only on the main thread and restored afterwards."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, _frame):
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # e.g. SIGINT in a background job: whoever started us chose to ignore it
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal is not None else ""
 
 
 def _silent(*_args, **_kwargs) -> None:

@@ -111,3 +111,53 @@ def test_training_state_records_the_budget_over_sessions(tmp_path):
     budget = load_prior(path).metadata["training"]["budget"]
     assert budget["steps"] == 4 and budget["images_seen"] == 4 * 16 and budget["sessions"] == 2
     assert budget["seconds"] > 0
+
+
+def test_sigterm_stops_at_a_step_boundary_saves_and_resumes_exactly(tmp_path):
+    """A scheduler's SIGTERM mid-run: the trainer finishes its step, saves, exits 0, and --resume
+    continues as if never stopped (the same losses and weights as a straight run)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = _config(tmp_path, steps=100_000, sample_count=0, checkpoint_every=100_000, mixed_precision="none")
+    recipe = tmp_path / "bars.json"
+    recipe.write_text(json.dumps(config.model_dump(mode="json") | {"data": {"source": "tensors", "path": "bars.npy"}}))
+    run = tmp_path / "stopped"
+    command = [sys.executable, "-m", "diffprior.cli", "train-prior", str(recipe), "--out", str(run), "--quiet"]
+    proc = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (run / "losses.csv").exists() or len(_losses(run)) < 5:  # some steps done
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    stopped_at = json.loads((run / "bars.json").read_text())["training"]["steps"]
+    assert f"stopping at step {stopped_at}: SIGTERM received" in out + err
+    assert len(_losses(run)) == stopped_at >= 5  # the log matches the saved state
+
+    more = config.model_copy(update={"train": config.train.model_copy(update={"steps": stopped_at + 2})})
+    resumed = train(more, run, resume=True, progress=False, log=lambda *_: None)
+    straight = train(more, tmp_path / "straight", progress=False, log=lambda *_: None)
+    assert _losses(run) == _losses(tmp_path / "straight")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 60])
+    assert torch.equal(load_prior(straight).eps(x, t), load_prior(resumed).eps(x, t))
+
+
+def test_resume_drops_loss_rows_past_the_saved_state(tmp_path):
+    """After a crash the loss log can run past the last checkpoint; resuming keeps it in step."""
+    config = _config(tmp_path, steps=4, sample_count=0)
+    train(config, tmp_path / "run", progress=False, log=lambda *_: None)
+    with open(tmp_path / "run" / "losses.csv", "a") as f:  # rows of steps lost in a crash
+        f.write("5,0.5\n6,0.4\n")
+    more = config.model_copy(update={"train": config.train.model_copy(update={"steps": 6})})
+    train(more, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
+    train(more, tmp_path / "straight", progress=False, log=lambda *_: None)
+    assert _losses(tmp_path / "run") == _losses(tmp_path / "straight")
