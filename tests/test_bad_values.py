@@ -54,7 +54,7 @@ def test_the_memory_estimate(batch, available, refused):
     problem = memory_problem(batch, (1, 32, 32), available=available)
     assert bool(problem) == refused
     if refused:  # the figures: 10^6 samples x 1024 values x 4 bytes x 10 copies = 41 GB; 100 MB fit 2441
-        assert "need at least 41 GB" in problem and "use batch <= 2441" in problem
+        assert "need at least 41 GB" in problem and "use batch_size <= 2441" in problem
 
 
 def test_term_names_must_differ(tmp_path, capsys):

@@ -10,19 +10,22 @@ import pytest
 from safetensors.torch import load_file
 
 from diffprior.cli import main
-from diffprior.sharding import Shard, shard_range
+from diffprior.distributed import World
+from diffprior.errors import UsageError
+from diffprior.sharding import Shard, batches_of, process_rows, shard_range
 from diffprior.testing import torchrun
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
 FAST = ["--set", "optimizer.steps=40", "--batch", "5", "--seed", "3", "--quiet"]
 
 
-def _same_run(a: Path, b: Path) -> None:
-    """Same files, bit for bit, except the wall time in metrics.json."""
+def _same_run(a: Path, b: Path, configs_differ: bool = False) -> None:
+    """Same files, bit for bit, except the wall time in metrics.json (and the config, if told)."""
     assert load_file(str(a / "samples.safetensors")).keys() == load_file(str(b / "samples.safetensors")).keys()
     assert (a / "samples.safetensors").read_bytes() == (b / "samples.safetensors").read_bytes()
     assert (a / "samples.png").read_bytes() == (b / "samples.png").read_bytes()
-    assert (a / "config.resolved.toml").read_text() == (b / "config.resolved.toml").read_text()
+    if not configs_differ:
+        assert (a / "config.resolved.toml").read_text() == (b / "config.resolved.toml").read_text()
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
     ma.pop("seconds"), mb.pop("seconds")
     assert ma == mb
@@ -38,6 +41,34 @@ def test_shards_are_contiguous_and_cover_everything():
     for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
         with pytest.raises(ValueError, match="--shard"):
             Shard.parse(bad)
+
+
+def test_processes_take_the_whole_batches_one_process_would_run():
+    for total, batch_size in ((5, 2), (7, 3), (64, 8), (9, 1)):
+        one_process = batches_of(range(total), batch_size)
+        assert [i for b in one_process for i in b] == list(range(total))
+        for shards in (1, 2, 3):
+            for size in (1, 2, 3):
+                if -(-total // batch_size) < shards * size:
+                    with pytest.raises(UsageError, match="too few for"):
+                        process_rows(total, batch_size, Shard(0, shards), World(0, size))
+                    continue
+                batches = [b for i in range(shards) for r in range(size)
+                           for b in batches_of(process_rows(total, batch_size, Shard(i, shards), World(r, size)),
+                                               batch_size)]
+                assert batches == one_process, (total, batch_size, shards, size)
+    # without a batch size the samples themselves are split (a process's part is its one batch)
+    assert [process_rows(5, None, Shard(1, 2), World(r, 2)) for r in range(2)] == [range(2, 3), range(3, 5)]
+    assert batches_of(range(2, 5), None) == [range(2, 5)] and batches_of(range(0), 4) == []
+
+
+def test_batches_of_one_run_equal_one_batch(tmp_path):
+    """The Gaussian prior is batch-independent: batch_size changes nothing in the outputs."""
+    whole, batched = tmp_path / "whole", tmp_path / "batched"
+    assert main(["run", str(EXAMPLE), "--out", str(whole), *FAST]) == 0
+    assert main(["run", str(EXAMPLE), "--out", str(batched), *FAST, "--batch-size", "2"]) == 0
+    _same_run(whole, batched, configs_differ=True)
+    assert (whole / "losses.png").read_bytes() == (batched / "losses.png").read_bytes()
 
 
 def test_shards_merged_equal_the_whole_run(tmp_path, capsys):
@@ -106,3 +137,26 @@ def test_a_failed_or_hung_rank_ends_the_launch_naming_it(tmp_path, mode):
         assert re.search(r"rank\s*: [01] \(local_rank: [01]\)\s+exitcode\s*: [1-9]", output)
     else:  # rank 0 waited 4 s at the collective, then failed and was named
         assert re.search(r"rank\s*: 0 \(local_rank: 0\)", output) and "timed out" in output.lower()
+
+
+def test_an_interrupted_batch_keeps_the_finished_ones_and_the_steps_all_did():
+    import torch
+
+    from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, optimize
+    from diffprior.sharding import concat_results
+
+    prior = GaussianPrior(torch.zeros(3), torch.ones(3), NoiseSchedule.linear(100))
+    options = Options(optimizer={"steps": 6, "lr": 0.1})
+    finished = optimize(prior, Pixels(prior), [], [0, 1], options)
+
+    def ctrl_c_at_step_2(state):
+        if state.step == 2:
+            raise KeyboardInterrupt
+
+    cut = optimize(prior, Pixels(prior), [], [2], options, callbacks=[ctrl_c_at_step_2])
+    assert cut.interrupted and cut.steps_done == 2 and cut.losses["prior"].shape == (3, 1)  # step 2 was logged
+    joined = concat_results([finished, cut])
+    assert joined.seeds == [0, 1, 2] and joined.interrupted and joined.steps_done == 2
+    assert joined.losses["prior"].shape == (3, 3) and joined.timesteps.shape == (3, 3)
+    assert torch.equal(joined.losses["prior"][:, :2], finished.losses["prior"][:3])
+    assert torch.equal(joined.x[:2], finished.x)  # the finished batch keeps its final samples

@@ -124,7 +124,8 @@ def check_run(config) -> list[str]:
                         f"(T = {T})")
     shape = _declared(config.prior, "declared_shape")
     if shape is not None:
-        problem = memory_problem(config.batch, shape)
+        at_once = min(config.batch, config.batch_size or config.batch)  # one batch is in memory at a time
+        problem = memory_problem(at_once, shape, setting="batch" if at_once == config.batch else "batch_size")
         if problem:
             problems.append(problem)
         for i, term in enumerate(config.terms):
@@ -163,17 +164,18 @@ def available_memory() -> int | None:
         return None
 
 
-def memory_problem(batch: int, shape, available: int | None = None) -> str | None:
-    """A refusal with the figure when ``batch`` samples of ``shape`` cannot fit in memory."""
+def memory_problem(batch: int, shape, available: int | None = None, setting: str = "batch") -> str | None:
+    """A refusal with the figure when ``batch`` samples of ``shape`` optimised together cannot
+    fit in memory (``setting``: the config key that asked for them)."""
     available = available_memory() if available is None else available
     per_sample = math.prod(int(d) for d in shape) * 4 * FLOAT32_COPIES
     need = batch * per_sample
     if available is None or need <= available:
         return None
     fits = max(1, available // per_sample)
-    return (f"batch: {batch} samples of shape {tuple(shape)} need at least {_gb(need)} for the optimisation's "
+    return (f"{setting}: {batch} samples of shape {tuple(shape)} need at least {_gb(need)} for the optimisation's "
             f"tensors alone ({FLOAT32_COPIES} float32 copies of each sample, the network's activations come on top); "
-            f"{_gb(available)} is available: use batch <= {fits} and run the rest with other seeds")
+            f"{_gb(available)} is available: use batch_size <= {fits} (the samples optimised at once)")
 
 
 def _gb(n: int) -> str:

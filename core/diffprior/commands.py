@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .command import Command, UsageError
+from .command import Command, UsageError, positive_int
 
 __all__ = ["CORE_COMMANDS", "Command", "UsageError"]
 
@@ -27,6 +27,9 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--seed", type=int, default=None, help="seed of the first sample (sample i gets seed + i)")
     p.add_argument("--batch", type=int, default=None, help="number of samples")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="samples optimised together (default: all of --batch at once); under torchrun and "
+                        "--shard each process takes whole batches, so samples are bit-identical to one process")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     from .sharding import shard_argument
@@ -35,8 +38,8 @@ def _configure_run(p: argparse.ArgumentParser) -> None:
 
 
 def _updates(args) -> dict:
-    """--seed/--batch/--device as typed values for the run options (unset flags: None)."""
-    return {key: getattr(args, key, None) for key in ("seed", "batch", "device")}
+    """--seed/--batch/--batch-size/--device as typed values for the run options (unset flags: None)."""
+    return {key: getattr(args, key, None) for key in ("seed", "batch", "batch_size", "device")}
 
 
 def _run(args) -> int:
@@ -45,10 +48,6 @@ def _run(args) -> int:
     config = load_config(args.config, args.overrides, updates=_updates(args))
     out = args.out or Path("runs") / args.config.stem
     from . import runner
-
-    if args.shard.count > config.batch:
-        raise UsageError(f"--shard {args.shard}: {config.batch} sample(s) cannot fill {args.shard.count} shards; "
-                         "use fewer shards")
 
     def announce(path: Path) -> None:
         print(f"run directory: {path}/", flush=True)

@@ -102,7 +102,13 @@ class Options(_Strict):
     noise_samples: int = Field(1, gt=0, description="ε draws per step for the prior term")
     init: InitConfig = Field(default_factory=InitConfig)
     denoise: Optional[DenoiseConfig] = None
-    batch: int = Field(1, gt=0)
+    batch: int = Field(1, gt=0, description="number of samples (sample i has seed + i)")
+    batch_size: Optional[int] = Field(
+        None, gt=0,
+        description="samples optimised together: the batch is run in consecutive batches of this size "
+                    "(default: all at once). Under torchrun and --shard each process takes whole batches, "
+                    "so a convolutional prior gives the single-process floats bit for bit",
+    )
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: str = Field("cpu", description="cpu, cuda, cuda:N, mps or xpu")
 

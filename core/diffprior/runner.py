@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 
 from .bases import BuildContext
-from .errors import ConfigError
+from .errors import ConfigError, NonFiniteError
+from .rundir import RunDir
+
+BATCH_SIZE = "batch_size (--batch-size)"  # the setting, as errors name it
 
 
 def _term_names(configs) -> list[str]:
@@ -25,13 +28,14 @@ def _term_names(configs) -> list[str]:
     return names
 
 
-def build(config, *, seeds=None, base_dir: Path | None = None, indices=None):
+def build(config, *, seeds=None, base_dir: Path | None = None, indices=None, prior=None):
     """Build (prior, variable, weighted terms, options) from a run config.
 
     ``options`` is ``config`` itself. ``seeds`` (default ``config.seeds()``) and
     ``base_dir`` (default: the folder of the file the config was loaded from) go to every
     ``build`` through the :class:`BuildContext`, with ``indices`` (which samples of the whole
-    run these seeds are; default 0..len(seeds)-1)."""
+    run these seeds are; default 0..len(seeds)-1). ``prior``: one already built from this
+    config (for the next batch of a run), used instead of building it again."""
     import torch
 
     from .optimizer import WeightedTerm
@@ -47,7 +51,7 @@ def build(config, *, seeds=None, base_dir: Path | None = None, indices=None):
     seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
     base_dir = base_dir if base_dir is not None else getattr(config, "base_dir", None)
     ctx = BuildContext(device=device, steps=config.optimizer.steps, base_dir=base_dir, seeds=seeds, indices=indices)
-    ctx.prior = config.prior.build(ctx)
+    ctx.prior = prior if prior is not None else config.prior.build(ctx)
     problem = memory_problem(len(seeds), tuple(ctx.prior.shape))
     if problem:
         raise ConfigError(problem)
@@ -68,64 +72,95 @@ def run(config, out_dir: Path | None = None, *, seeds=None, progress: bool = Tru
     run goes to ``out_dir-1`` (``-2``, ...) unless ``overwrite``; ``result.out_dir`` says
     where. ``on_start(path)`` is called with the claimed directory.
 
-    ``shard`` (a :class:`~diffprior.sharding.Shard`) solves only that contiguous part of the
-    samples and writes a partial output (``diffprior merge`` joins them). Under ``torchrun``
-    each rank solves its part of those samples on its own device, and rank 0 claims the
-    directory, gathers the parts and writes the one output, identical to a single-process
-    run; on the other ranks the return value is None.
+    With ``batch_size`` in the config the samples are optimised in consecutive batches of
+    that size, one after the other (the prior is built once). ``shard`` (a
+    :class:`~diffprior.sharding.Shard`) solves only that contiguous part of the samples
+    (whole batches) and writes a partial output (``diffprior merge`` joins them). Under
+    ``torchrun`` each rank solves its whole batches of those samples on its own device, and
+    rank 0 claims the directory, gathers the parts and writes the one output, identical to a
+    single-process run; on the other ranks the return value is None.
     """
     from contextlib import nullcontext
 
     from . import distributed
-    from .errors import NonFiniteError
-    from .optimizer import optimize
-    from .rundir import RunDir
-    from .sharding import Shard, split
+    from .sharding import Shard, batches_of, process_rows
 
     shard = shard or Shard()
     world, device = distributed.setup(config.device)
+    all_seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
+    total = len(all_seeds)
+    # this process's samples: whole batches of batch_size (its shard's, then its rank's part of them)
+    mine = process_rows(total, config.batch_size, shard, world, what="sample(s)", setting=BATCH_SIZE)
     claim = out_dir is not None and world.is_main  # rank 0 alone writes
     run_dir = RunDir.claim(out_dir, overwrite=overwrite) if claim else None
     with run_dir or nullcontext():
         if run_dir is not None and on_start is not None:
             on_start(run_dir.path)
-        all_seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
-        wanted = split(range(len(all_seeds)), shard.index, shard.count)  # indices of this shard's samples
-        mine = split(wanted, world.rank, world.size)  # ... and of this rank's part of them
+        start = time.perf_counter()  # the run's seconds: building, optimising, gathering
         build_config = config.updated(device=device) if device != config.device else config
-        # a rank with no samples (fewer samples than ranks) still builds, for rank 0's pictures
-        built = mine or wanted[:1] or [0]
-        prior, variable, terms, options = build(build_config, seeds=[all_seeds[i] for i in built], indices=built)
-        init = _init_rows(options, variable, mine, len(all_seeds))
-        start = time.perf_counter()
-        if not world.distributed:
-            try:
-                result = optimize(prior, variable, terms, [all_seeds[i] for i in mine], options, init_params=init,
-                                  progress=progress)
-            except NonFiniteError as exc:
-                if run_dir is not None and exc.partial is not None:  # keep what was done before the failure
-                    _write(run_dir, config, exc.partial, prior, time.perf_counter() - start, "failed")
-                    exc.args = (f"{exc.args[0]}\npartial results of the {exc.partial.steps_done} steps before it: "
-                                f"{run_dir.path}/",)
-                raise
-        else:
+        batches = batches_of(mine, config.batch_size)
+        # the prior is built once; a rank with no samples builds it too (rank 0 needs it to write)
+        first = list(batches[0]) if batches else [0]
+        built = build(build_config, seeds=[all_seeds[i] for i in first], indices=first)
+        prior = built[0]
+        try:
+            result = _optimize_batches(build_config, all_seeds, batches, built, progress=progress and world.is_main)
+        except NonFiniteError as exc:
+            if run_dir is not None and exc.partial is not None and not world.distributed:
+                # keep what was done before the failure
+                _write(run_dir, config, exc.partial, prior, time.perf_counter() - start, "failed")
+                exc.args = (f"{exc.args[0]}\npartial results of the {exc.partial.steps_done} steps before it: "
+                            f"{run_dir.path}/",)
+            raise
+        if world.distributed:
             from .sharding import gather_results
 
-            part = (optimize(prior, variable, terms, [all_seeds[i] for i in mine], options, init_params=init,
-                             progress=progress and world.is_main) if mine else None)
-            result = gather_results(part)
+            result = gather_results(result)
             if not world.is_main:
                 return None
         if run_dir is not None:
-            partial = None if shard.whole else (shard, len(all_seeds))
+            partial = None
+            if not shard.whole:
+                shard_rows = process_rows(total, config.batch_size, shard, what="sample(s)", setting=BATCH_SIZE)  # of all its ranks
+                partial = (shard, total, shard_rows)
             _write(run_dir, config, result, prior, time.perf_counter() - start, None, partial=partial)
             result.out_dir = run_dir.path
     return result
 
 
+def _optimize_batches(config, all_seeds: list[int], batches: list[range], built, *, progress: bool):
+    """The Result of the samples in ``batches``, optimised one batch after the other (None
+    when there is no batch). ``built`` is ``build``'s output for the first batch; later
+    batches get their own variable and terms (they may hold per-sample data, picked with
+    ``ctx.indices``) around the same prior.
+
+    A batch interrupted by Ctrl-C ends the run with the batches done so far and that one; a
+    NonFiniteError's ``partial`` holds the same."""
+    from .optimizer import optimize
+    from .sharding import concat_results
+
+    prior, variable, terms, options = built
+    parts = []
+    for k, batch in enumerate(batches):
+        if k:
+            _, variable, terms, options = build(config, seeds=[all_seeds[i] for i in batch], indices=list(batch),
+                                                prior=prior)
+        init = _init_rows(options, variable, list(batch), len(all_seeds))
+        try:
+            part = optimize(prior, variable, terms, [all_seeds[i] for i in batch], options, init_params=init,
+                            progress=progress)
+        except NonFiniteError as exc:
+            exc.partial = concat_results(parts + [exc.partial]) if exc.partial is not None else None
+            raise
+        parts.append(part)
+        if part.interrupted:
+            break
+    return concat_results(parts) if parts else None
+
+
 def _write(run_dir, config, result, prior, elapsed, status, partial=None) -> None:
     """Write the run's files; Ctrl-C meanwhile is held until they are complete, then said.
-    ``partial`` = (shard, total samples) adds what ``diffprior merge`` needs."""
+    ``partial`` = (shard, total samples, the shard's rows) adds what ``diffprior merge`` needs."""
     import sys
 
     from .outputs import write_run
@@ -139,7 +174,8 @@ def _write(run_dir, config, result, prior, elapsed, status, partial=None) -> Non
             from .sharding import write_partial
 
             run_dir.start_overwrite()  # the manifest goes first, and comes back last in write_run
-            write_partial(run_dir, partial[0], total=partial[1], result=result, prior=prior)
+            shard, total, rows = partial
+            write_partial(run_dir, shard, total=total, rows=rows, result=result, prior=prior)
         write_run(run_dir, config, result, prior, elapsed=elapsed, status=status)
     if presses:
         kept = ", ".join(run_dir.written)

@@ -4,9 +4,11 @@ Per-sample seeds make a problem's result independent of its batch, process or ma
 a list of N problems can be cut into contiguous shards, solved anywhere, and put back
 together in index order to give exactly what one process would have produced.
 
-Shard ``i`` of ``n`` over ``N`` problems is ``range(N·i // n, N·(i+1) // n)``: contiguous
+Shard ``i`` of ``n`` over ``N`` items is ``range(N·i // n, N·(i+1) // n)``: contiguous
 (so TSP instance ``a..b`` keeps the seeds ``seed + a..b``), sizes differing by at most one.
-No torch here.
+The items are whole batches when a batch size is set (:func:`process_rows`): a problem is
+then solved in the same batch whatever the number of shards and processes, so even a
+convolutional prior gives the same floats. No torch here.
 """
 
 from __future__ import annotations
@@ -60,6 +62,51 @@ def split(items, index: int, count: int) -> list:
     return [items[i] for i in shard_range(len(items), index, count)]
 
 
+def process_rows(total: int, batch_size: int | None, shard: Shard | None = None, world=None, *,
+                 what: str = "problems", setting: str = "--batch-size") -> range:
+    """The problems (indices ``0..total-1``) this process solves: its shard, then its rank's part.
+
+    With a ``batch_size`` the unit of work is a whole batch: the problems are cut into the
+    batches one process would run (``batch_size`` consecutive problems, the last one shorter),
+    a shard takes contiguous batches and a rank contiguous batches of its shard. Every problem
+    is then solved in the same batch as in one process, which is what makes convolutional
+    networks on CPU give the same floats (their kernels block differently for another batch
+    size). Raises UsageError when there are fewer batches than shards × processes.
+
+    Without one (``None``), the problems themselves are split: each process's part is its one
+    batch, which depends on the number of processes. A rank may then get no problem.
+    ``world`` (a :class:`~diffprior.distributed.World`) defaults to one process; ``what``
+    and ``setting`` name the problems and the batch-size setting in errors."""
+    from .distributed import World
+
+    shard, world = shard or Shard(), world or World()
+    if batch_size is None:
+        if total < shard.count:
+            raise UsageError(f"--shard {shard}: {total} {what} cannot fill {shard.count} shards; use fewer shards")
+        rows = shard.range(total)
+        part = shard_range(len(rows), world.rank, world.size)
+        return range(rows.start + part.start, rows.start + part.stop)
+    if batch_size < 1:
+        raise UsageError(f"{setting} must be at least 1, got {batch_size}")
+    batches = -(-total // batch_size)
+    needed = shard.count * world.size
+    if batches < needed:
+        raise UsageError(f"{total} {what} make {batches} batch(es) of {setting} {batch_size}, too few for "
+                         f"{shard.count} shard(s) × {world.size} process(es); lower {setting} to at most "
+                         f"{max(1, total // needed)}")
+    mine = split(shard_range(batches, shard.index, shard.count), world.rank, world.size)
+    return range(mine[0] * batch_size, min(total, (mine[-1] + 1) * batch_size))
+
+
+def batches_of(rows: range, batch_size: int | None) -> list[range]:
+    """``rows`` cut into consecutive batches of ``batch_size`` (one batch when None). The rows
+    of :func:`process_rows` start at a multiple of ``batch_size``, so these are the batches
+    one process would run."""
+    if batch_size is None or len(rows) <= batch_size:
+        return [rows] if len(rows) else []
+    return [range(start, min(rows.stop, start + batch_size)) for start in range(rows.start, rows.stop, batch_size)]
+
+
 def missing_shards(found: dict[int, object], count: int) -> list[int]:
     """Shard indices 0..count-1 that are not keys of ``found``."""
     return [i for i in range(count) if i not in found]
@@ -95,13 +142,15 @@ def concat_results(parts: list):
         return parts[0]
     first = parts[0]
     metric_names = [k for k in first.metrics if all(k in p.metrics for p in parts)]
+    # an interrupted part has a shorter history: the curves are kept up to the steps all parts did
+    steps = min(p.timesteps.shape[0] for p in parts)
     return Result(
         x=torch.cat([p.x.cpu() for p in parts]),
         x_optimized=torch.cat([p.x_optimized.cpu() for p in parts]),
         params=torch.cat([p.params.cpu() for p in parts]),
         seeds=[s for p in parts for s in p.seeds],
-        losses={k: torch.cat([p.losses[k] for p in parts], dim=1) for k in first.losses},
-        timesteps=torch.cat([p.timesteps for p in parts], dim=1),
+        losses={k: torch.cat([p.losses[k][:steps] for p in parts], dim=1) for k in first.losses},
+        timesteps=torch.cat([p.timesteps[:steps] for p in parts], dim=1),
         metrics={k: torch.cat([p.metrics[k] for p in parts]) for k in metric_names},
         steps_done=min(p.steps_done for p in parts),
         interrupted=any(p.interrupted for p in parts),
@@ -140,15 +189,15 @@ def gather_results(part):
 PARTIAL_TENSORS = "shard.safetensors"
 
 
-def write_partial(run_dir, shard: Shard, *, total: int, result, prior) -> None:
+def write_partial(run_dir, shard: Shard, *, total: int, rows: range, result, prior) -> None:
     """Into a claimed :class:`~diffprior.rundir.RunDir`, beside a shard's run files:
-    ``shard.json`` (which shard, of what) and ``shard.safetensors`` (its full result)."""
+    ``shard.json`` (which shard, of what: its ``rows`` of the ``total`` samples) and
+    ``shard.safetensors`` (its full result)."""
     import json
 
     from safetensors.torch import save_file
 
     tensors, meta = result_payload(result)
-    rows = shard.range(total)
     run_dir.write(PARTIAL_TENSORS, lambda p: save_file(tensors, str(p)))
     info = {"kind": "run", "shard": [shard.index, shard.count], "total": total, "rows": [rows.start, rows.stop],
             "data_range": list(prior.data_range), **meta}

@@ -224,19 +224,11 @@ def _eval(args) -> int:
 
 
 def _instance_part(total: int, args, world) -> range:
-    """This process's instances; a clear error when there are fewer batches than shards × processes."""
-    from diffprior.sharding import Shard
+    """This process's instances: whole batches of --batch-size (its shard's, then its rank's
+    part); a clear error when there are fewer batches than shards × processes."""
+    from diffprior.sharding import Shard, process_rows
 
-    from .scaling import instance_part
-
-    shard = getattr(args, "shard", Shard())
-    batches = -(-total // args.batch_size)
-    needed = shard.count * world.size
-    if batches < needed:
-        raise UsageError(f"{total} instances make {batches} batch(es) of --batch-size {args.batch_size}, too few for "
-                         f"{shard.count} shard(s) × {world.size} process(es); lower --batch-size to at most "
-                         f"{max(1, total // needed)}")
-    return instance_part(total, args.batch_size, shard, world)
+    return process_rows(total, args.batch_size, getattr(args, "shard", Shard()), world, what="instances")
 
 
 def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_path=None, plot=None) -> int:

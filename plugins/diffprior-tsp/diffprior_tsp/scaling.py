@@ -1,10 +1,11 @@
 """``tsp solve|eval`` over several processes (torchrun) or as ``--shard I/N`` parts.
 
 A process solves whole batches of ``--batch-size`` consecutive instances: the batches of the
-file are split into contiguous shards (``--shard``), and those into contiguous parts per
-rank. Instance ``i`` keeps the seed ``seed + i`` and is optimised in the same batch as in a
-single process, so its heat-map, its tours and every figure computed from them are the same
-bit for bit. Uses diffprior's public :mod:`diffprior.distributed` and :mod:`diffprior.sharding`.
+file are split into contiguous shards (``--shard``), and those into contiguous parts per rank
+(:func:`diffprior.sharding.process_rows`, shared with ``diffprior run``). Instance ``i``
+keeps the seed ``seed + i`` and is optimised in the same batch as in a single process, so
+its heat-map, its tours and every figure computed from them are the same bit for bit. Uses
+diffprior's public :mod:`diffprior.distributed` and :mod:`diffprior.sharding`.
 """
 
 from __future__ import annotations
@@ -25,17 +26,6 @@ def setup(args):
 
     world, args.device = distributed.setup(args.device)
     return world
-
-
-def instance_part(count: int, batch_size: int, shard, world) -> range:
-    """The instances this process solves: whole batches, contiguous, in order."""
-    from diffprior.sharding import shard_range, split
-
-    batches = shard_range(-(-count // batch_size), shard.index, shard.count)
-    mine = split(batches, world.rank, world.size)
-    if not mine:
-        return range(0)
-    return range(mine[0] * batch_size, min(count, (mine[-1] + 1) * batch_size))
 
 
 def gather_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
