@@ -122,6 +122,36 @@ distributed.gather({}, {"rank": world.rank})
 """
 
 
+LATE = """
+import sys, time
+from diffprior import distributed
+if distributed.world_from_env().rank == 1:
+    time.sleep(float(sys.argv[1]))  # a slow start: imports on a loaded machine, a slow file system
+world, _ = distributed.setup("cpu")
+pieces = distributed.gather({}, {"rank": world.rank})
+assert [meta["rank"] for _, meta in pieces] == [0, 1]
+if world.rank == 0:
+    time.sleep(float(sys.argv[1]))  # rank 0 writes a checkpoint while the others wait for it
+distributed.wait_for_others()
+assert distributed.all_sum([1.0]) == [2.0]
+if world.rank == 0:
+    time.sleep(float(sys.argv[1]))  # rank 0 writes the outputs while the others wait to leave
+distributed.shutdown(wait_for_others=True)
+print(f"rank {world.rank} done")
+"""
+
+
+def test_ranks_wait_for_a_late_start_and_a_long_write_only_collectives_time_out(tmp_path):
+    """DIFFPRIOR_DIST_TIMEOUT bounds collectives (a rank that died or hangs), not joining nor
+    waiting for rank 0 to write: with a 1-s timeout, rank 1 starts 3 s after rank 0, and twice
+    rank 0 writes for 3 s while rank 1 waits (mid-run and to leave); the launch succeeds."""
+    script = tmp_path / "late.py"
+    script.write_text(LATE)
+    proc = torchrun(["3"], script=str(script), env={"DIFFPRIOR_DIST_TIMEOUT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "rank 0 done" in proc.stdout and "rank 1 done" in proc.stdout
+
+
 @pytest.mark.parametrize("mode", ["raise", "hang"])
 def test_a_failed_or_hung_rank_ends_the_launch_naming_it(tmp_path, mode):
     script = tmp_path / "fail.py"

@@ -12,13 +12,15 @@ one output. Nothing is pickled: payloads travel as safetensors bytes plus JSON.
 A rank that raises prints ``error: rank R/W: ...`` and exits non-zero; ``torchrun`` then stops
 the other ranks and names the failed rank in its summary. When a launcher does not stop them
 (several nodes), their next collective fails after ``DIFFPRIOR_DIST_TIMEOUT`` seconds
-(default 300).
+(default 300). Joining and leaving are not bounded by it: ranks wait up to 10 minutes for
+each other to start, and for rank 0 to finish writing.
 
 Without the launcher's variables everything here is a no-op: one process, rank 0 of 1.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -28,6 +30,7 @@ from typing import Any
 
 TIMEOUT_ENV = "DIFFPRIOR_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 300.0
+JOIN_TIMEOUT_SECONDS = 600.0  # how long ranks wait for each other to start, and to finish
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,6 @@ def setup(device: str = "cpu") -> tuple[World, str]:
     if not world.distributed:
         _current = world
         return world, device
-    import datetime
-
     import torch
     import torch.distributed as dist
 
@@ -120,7 +121,12 @@ def setup(device: str = "cpu") -> tuple[World, str]:
         torch.cuda.set_device(torch.device(device))
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_seconds()))
+        # joining waits for every rank to start (slow imports on a loaded machine, a slow file
+        # system): only the collectives after it are bounded by DIFFPRIOR_DIST_TIMEOUT
+        can_change = _timeout_setter() is not None
+        dist.init_process_group(backend, timeout=_waiting_timeout() if can_change else _collective_timeout())
+        if can_change:
+            _timeout_setter()(_collective_timeout())
     _current = world
     return world, device
 
@@ -130,8 +136,9 @@ def shutdown(wait_for_others: bool = False) -> None:
 
     ``wait_for_others``: meet the other ranks at a barrier first. A rank that tears down its
     gloo connections while another still talks to it can make that one abort ("terminate
-    called without an active exception"), so a command that finished normally waits; one
-    that failed does not (the others may never arrive; the launcher stops them)."""
+    called without an active exception"), so a command that finished normally waits (up to
+    10 minutes: rank 0 may still be writing the outputs); one that failed does not (the
+    others may never arrive; the launcher stops them)."""
     global _current
     _current = None
     try:
@@ -140,8 +147,45 @@ def shutdown(wait_for_others: bool = False) -> None:
         return
     if dist.is_available() and dist.is_initialized():
         if wait_for_others:
-            dist.barrier()
+            _patient_barrier()  # rank 0 may still be writing the outputs
         dist.destroy_process_group()
+
+
+def wait_for_others() -> None:
+    """Meet the other ranks at a barrier that waits up to 10 minutes, not
+    ``DIFFPRIOR_DIST_TIMEOUT``: for ranks that have nothing to do while rank 0 writes
+    outputs, checkpoints or sample grids (a collective there would time out)."""
+    if current().distributed:
+        _patient_barrier()
+
+
+def _patient_barrier() -> None:
+    import torch.distributed as dist
+
+    setter = _timeout_setter()
+    if setter is not None:
+        setter(_waiting_timeout())
+    try:
+        dist.barrier()
+    finally:
+        if setter is not None:
+            setter(_collective_timeout())
+
+
+def _timeout_setter():
+    """torch's function that changes the process group's timeout (None before torch 2.2)."""
+    import torch.distributed as dist
+
+    return getattr(dist, "set_timeout", None) or getattr(dist.distributed_c10d, "_set_pg_timeout", None)
+
+
+def _collective_timeout():
+    return datetime.timedelta(seconds=timeout_seconds())
+
+
+def _waiting_timeout():
+    """For ranks waiting for each other to start or to finish (not a collective's work)."""
+    return datetime.timedelta(seconds=max(JOIN_TIMEOUT_SECONDS, timeout_seconds()))
 
 
 def _backend_device():

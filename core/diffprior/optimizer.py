@@ -130,13 +130,14 @@ def optimize(
     *,
     init_params: torch.Tensor | None = None,
     callbacks: Sequence[Callable[[StepState], None]] = (),
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> Result:
     """Minimise the free energy for ``len(seeds)`` independent problems at once.
 
     ``options`` is the run's :class:`Options` (a run config is one); ``seeds`` default to
     ``options.seeds()`` (``seed + i`` for each of ``batch`` samples). ``init_params`` (a
-    tensor [B, *param_shape] or [*param_shape]) replaces ``options.init`` when given."""
+    tensor [B, *param_shape] or [*param_shape]) replaces ``options.init`` when given.
+    ``progress``: show a progress bar (a string: its label, default "free energy")."""
     o = options if options is not None else Options()
     if not isinstance(o, Options):
         raise TypeError(f"options must be a diffprior.Options (or a run config), got {type(o).__name__}")
@@ -164,7 +165,8 @@ def optimize(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, desc="free energy", unit="step", dynamic_ncols=True)
+        label = progress if isinstance(progress, str) else "free energy"
+        bar = tqdm(total=steps, desc=label, unit="step", dynamic_ncols=True)
     try:
         for step in range(steps):
             s = step / steps
@@ -227,7 +229,7 @@ def optimize(
     finally:
         if bar is not None:
             bar.close()
-    return result(step, interrupted, progress)
+    return result(step, interrupted, bool(progress))
 
 
 @dataclass

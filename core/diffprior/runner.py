@@ -146,9 +146,10 @@ def _optimize_batches(config, all_seeds: list[int], batches: list[range], built,
             _, variable, terms, options = build(config, seeds=[all_seeds[i] for i in batch], indices=list(batch),
                                                 prior=prior)
         init = _init_rows(options, variable, list(batch), len(all_seeds))
+        label = f"free energy, batch {k + 1}/{len(batches)}" if len(batches) > 1 else "free energy"
         try:
             part = optimize(prior, variable, terms, [all_seeds[i] for i in batch], options, init_params=init,
-                            progress=progress)
+                            progress=progress and label)
         except NonFiniteError as exc:
             exc.partial = concat_results(parts + [exc.partial]) if exc.partial is not None else None
             raise

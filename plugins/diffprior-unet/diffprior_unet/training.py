@@ -219,15 +219,18 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
                 "seconds_this_session": round(elapsed, 1), "device": device,
                 "precision": "bf16-autocast" if use_bf16 else "fp32", "budget": total,
                 "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
-        if not world.is_main:  # rank 0 writes; the others carry on
-            return out / f"{config.name}.safetensors"
-        path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
-        write_state(state_path, net, ema, optimizer, batches,
-                    {"step": step_now, "config": config.model_dump(mode="json"), "budget": total})
-        if opt_cfg.sample_count:
-            prior = UNetPrior(ema, noise)
-            x = prior.sample(opt_cfg.sample_count, steps=opt_cfg.sample_steps, method="ddim")
-            save_grid(x, out / "samples" / f"step-{step_now:06d}.png", prior.data_range, scale=2)
+        path = out / f"{config.name}.safetensors"
+        if world.is_main:  # rank 0 writes
+            path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
+            write_state(state_path, net, ema, optimizer, batches,
+                        {"step": step_now, "config": config.model_dump(mode="json"), "budget": total})
+            if opt_cfg.sample_count:
+                prior = UNetPrior(ema, noise)
+                x = prior.sample(opt_cfg.sample_count, steps=opt_cfg.sample_steps, method="ddim")
+                save_grid(x, out / "samples" / f"step-{step_now:06d}.png", prior.data_range, scale=2)
+        # every rank exports at this step: the others wait for rank 0 here, not in the next
+        # step's gradient all-reduce, whose DIFFPRIOR_DIST_TIMEOUT a long sample grid could exceed
+        distributed.wait_for_others()
         return path
 
     from tqdm.auto import tqdm
