@@ -45,3 +45,51 @@ def test_noise_schedules_match_their_definitions():
 
     f = lambda t: math.cos((t / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
     assert cos.alphas_cumprod[499].item() == pytest.approx(f(500) / f(0), rel=1e-6)
+
+
+def test_linear_schedule_scales_its_ends_with_T():
+    # Ho et al.: β from 1e-4 to 0.02 at T = 1000, scaled by 1000/T for other T
+    lin = NoiseSchedule.linear(500)
+    assert lin.T == 500 and lin.name == "linear"
+    assert lin.betas[0].item() == pytest.approx(2e-4) and lin.betas[-1].item() == pytest.approx(0.04)
+    assert lin.betas[250].item() == pytest.approx(2e-4 + (0.04 - 2e-4) * 250 / 499)
+    assert NoiseSchedule.named("linear", 250).betas[-1].item() == pytest.approx(0.08)
+
+
+def test_cosine_schedule_offset_and_beta_cap():
+    import math
+
+    T, s = 10, 0.1
+    cos = NoiseSchedule.cosine(T, s=s, max_beta=0.5)
+    f = lambda t: math.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
+    assert cos.alphas_cumprod[3].item() == pytest.approx(f(4) / f(0), rel=1e-9)
+    assert cos.betas[-1].item() == 0.5  # 1 − f(T)/f(T−1) is ~1: capped
+    assert NoiseSchedule.named("cosine", 10).betas[-1].item() == pytest.approx(0.999)
+    assert cos.to_config() == {"name": "cosine", "T": 10}
+
+
+def test_alpha_bar_is_the_running_product_shaped_to_broadcast():
+    sched = NoiseSchedule(torch.tensor([0.1, 0.2, 0.5]))
+    assert sched.name == "custom" and sched.T == 3
+    torch.testing.assert_close(sched.alphas_cumprod, torch.tensor([0.9, 0.72, 0.36], dtype=torch.float64))
+    like = torch.zeros(2, 3, 4)
+    a = sched.alpha_bar(torch.tensor([2, 0]), like)
+    assert a.shape == (2, 1, 1) and a.dtype == torch.float32
+    torch.testing.assert_close(a.flatten(), torch.tensor([0.36, 0.9]))
+    assert sched.alpha_bar(torch.tensor([1.0]), torch.zeros(1, dtype=torch.float64)).item() == pytest.approx(0.72)
+
+
+@pytest.mark.parametrize("betas", [[0.0, 0.1], [0.1, 1.0], [[0.1, 0.2]], [-0.1]])
+def test_betas_outside_zero_one_are_refused(betas):
+    with pytest.raises(ValueError, match=r"values in \(0, 1\)"):
+        NoiseSchedule(torch.tensor(betas))
+
+
+def test_schedules_have_1000_steps_by_default():  # DDPM's T
+    assert NoiseSchedule.linear().T == NoiseSchedule.cosine().T == NoiseSchedule.named("cosine").T == 1000
+    assert NoiseSchedule.named("linear").T == 1000
+
+
+def test_an_unknown_schedule_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown noise schedule 'quadratic': use 'linear' or 'cosine'"):
+        NoiseSchedule.named("quadratic", 10)

@@ -54,6 +54,17 @@ def test_interrupt_keeps_partial_results():
     assert torch.isfinite(result.x).all()
 
 
+def test_a_kept_step_state_holds_the_x_of_its_own_step():
+    # Pixels' x is the optimised tensor itself: a callback keeping it must not see later steps
+    prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
+    start = torch.tensor([3.0, -2.0, 1.0, 0.5])
+    kept = []
+    result = optimize(prior, Pixels(prior), [], [0], Options(optimizer={"type": "sgd", "steps": 4, "lr": 0.5}),
+                      init_params=start, callbacks=[lambda state: kept.append(state.x)])
+    assert torch.equal(kept[0], start[None])  # step 0's losses were computed at the start
+    assert all(not torch.equal(a, b) for a, b in zip(kept, kept[1:] + [result.x_optimized]))
+
+
 def test_cuda_request_without_cuda_is_a_clear_input_error(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -68,3 +69,60 @@ def test_round_trip_through_json():
     sched = parse_schedule({"linear": [0.01, 0.0]})
     again = parse_schedule(sched.model_dump(mode="json"))
     assert again == sched and isinstance(parse_schedule(2.0), Constant)
+
+
+def test_each_schedule_at_its_ends_and_between():
+    # the formulas of the docstrings, evaluated by hand
+    assert Constant(value=0.3)(0.9, 7, 10) == 0.3
+    assert Linear(start=2, end=-2)(0.25) == pytest.approx(1.0)
+    assert Cosine(start=3, end=1)(0.0) == pytest.approx(3) and Cosine(start=3, end=1)(1.0) == pytest.approx(1)
+    assert Cosine(start=3, end=1)(1 / 3) == pytest.approx(1 + 2 * 0.5 * (1 + 0.5))  # cos(π/3) = 1/2
+    assert Exponential(start=-1, end=-0.01)(0.5) == pytest.approx(-0.1)  # both negative is allowed
+    assert Exponential(start=8, end=1)(1 / 3) == pytest.approx(4.0)
+
+
+def test_piecewise_outside_its_points_and_at_a_jump():
+    pw = Piecewise(points=[(0.2, 5.0), (0.4, 1.0), (0.4, 3.0), (0.8, 7.0)])
+    assert pw(0.0) == 5.0 and pw(0.2) == 5.0  # before and at the first point: its value
+    assert pw(0.3) == pytest.approx(3.0)  # halfway from 5 to 1
+    assert pw(0.4) == 1.0  # at a jump the left value
+    assert pw(0.5) == pytest.approx(4.0)  # a quarter of the way from 3 to 7
+    assert pw(0.9) == 7.0 and pw(1.0) == 7.0  # after the last point: its value
+    assert Piecewise(points=[(0.5, 2.0)])(0.9) == 2.0
+
+
+def test_at_step_is_the_value_at_step_over_steps():
+    lin = Linear(start=0, end=8)
+    assert [lin.at_step(i, 4) for i in range(5)] == [0, 2, 4, 6, 8]
+    assert lin.at_step(1, 1) == 8 and lin.at_step(0, 0) == 0  # no division by zero steps
+    # cosine-linear reads the step index itself (its cosine), not only s
+    cl = CosineLinear(high=10, low=0, scale=0, amplitude=1, period=1)
+    assert cl.at_step(2, 4) == pytest.approx(0.5 * 10 * math.cos(2))
+
+
+def test_exponential_needs_two_non_zero_ends_of_one_sign():
+    for start, end in ((1, 0), (0, 1), (-1, 1)):
+        with pytest.raises(ValueError, match="same sign"):
+            Exponential(start=start, end=end)
+
+
+@pytest.mark.parametrize("spec, words", [
+    (float("inf"), "must be finite"),
+    ([1, 0], "a schedule is a number"),
+    ({"linear": [1, 0], "cosine": [1, 0]}, "needs a 'type' key"),
+    ({"jitter": 2}, "needs a 'type' key"),
+    ({"type": "lineer", "start": 1, "end": 0}, "unknown schedule type 'lineer'"),
+    ({"cosine-linear": [1, 0, 1, 0.25, 50, 9]}, "at most 5 values"),
+])
+def test_more_bad_schedules_say_why(spec, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        parse_schedule(spec)
+
+
+def test_short_forms_fill_the_fields_in_order_and_keep_the_jitter():
+    sched = parse_schedule({"cosine-linear": [900, 100, 0.5], "jitter": 3})
+    assert (sched.high, sched.low, sched.scale, sched.amplitude, sched.jitter) == (900, 100, 0.5, 0.25, 3)
+    assert parse_schedule({"linear": {"start": 4, "end": 2}})(0.5) == 3
+    assert parse_schedule({"constant": 7})(0.1) == 7  # one value need not be a list
+    assert parse_schedule(Linear(start=1, end=0)) == Linear(start=1, end=0)
+    assert parse_schedule(3) == Constant(value=3.0)

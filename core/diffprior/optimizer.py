@@ -42,6 +42,10 @@ class WeightedTerm:
 
 @dataclass
 class StepState:
+    """What a callback receives after each step: ``x`` is the x that step's losses were
+    computed at (a copy: later steps never change it), ``t`` the timesteps [B], ``losses``
+    the step's per-sample losses by name."""
+
     step: int
     steps: int
     t: torch.Tensor
@@ -194,6 +198,9 @@ def optimize(
                     _check_finite(f"term {wt.name!r}", loss, step, "lower its weight, clip its gradient or check its inputs")
                     term_losses.append(loss)
 
+            # Pixels' x is the optimised tensor itself: without a copy, a callback that keeps
+            # StepState.x would see it change at every later opt.step()
+            x_seen = x.detach().clone() if callbacks else None
             opt.zero_grad(set_to_none=True)
             if fused:
                 total = prior_objective.sum() + sum(l.sum() for l in term_losses)
@@ -211,7 +218,7 @@ def optimize(
                 history.losses[wt.name].append(loss.detach().cpu())
             history.timesteps.append(t.cpu())
             if callbacks:
-                state = StepState(step, steps, t, x.detach(), {k: v[-1] for k, v in history.losses.items()})
+                state = StepState(step, steps, t, x_seen, {k: v[-1] for k, v in history.losses.items()})
                 for cb in callbacks:
                     cb(state)
             if bar is not None:

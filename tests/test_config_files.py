@@ -1,0 +1,160 @@
+"""Reading config files, --set overrides and the build context, each against the value it must give."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diffprior.bases import BuildContext
+from diffprior.config import ConfigError
+from diffprior.config_files import _parse_scalar, apply_overrides, load_config, read_config_file
+
+SAME = {"prior": {"type": "gaussian", "shape": [1, 4, 4]}, "optimizer": {"steps": 3, "lr": 0.5}}
+
+
+@pytest.mark.parametrize("name, text", [
+    ("run.toml", '[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n[optimizer]\nsteps = 3\nlr = 0.5\n'),
+    ("run.TOML", '[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n[optimizer]\nsteps = 3\nlr = 0.5\n'),
+    ("run.yaml", "prior: {type: gaussian, shape: [1, 4, 4]}\noptimizer: {steps: 3, lr: 0.5}\n"),
+    ("run.yml", "prior: {type: gaussian, shape: [1, 4, 4]}\noptimizer: {steps: 3, lr: 0.5}\n"),
+    ("run.json", json.dumps(SAME)),
+])
+def test_every_format_reads_to_the_same_mapping(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    assert read_config_file(path) == SAME
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("missing.toml", None, "config file not found: "),
+    ("run.ini", "[prior]\n", "unsupported config format '.ini': use .toml, .yaml, .yml or .json"),
+    ("list.yaml", "- 1\n- 2\n", "the top level of a config must be a mapping"),
+    ("bad.json", '{"a":\n\n   1,,}', "syntax error: Expecting property name enclosed in double quotes: line 3 column 6"),
+])
+def test_unreadable_files_say_why(tmp_path, name, text, words):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_config_file(path)
+    assert words in str(info.value)
+    if text is not None:
+        assert str(info.value).startswith(f"{path}: ")  # the file is named
+
+
+def test_an_empty_yaml_file_is_an_empty_config(tmp_path):
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_config_file(tmp_path / "empty.yaml") == {}
+
+
+@pytest.mark.parametrize("text, value", [
+    ("3", 3), ("0.5", 0.5), ("true", True), ("[1, 2]", [1, 2]), ('"sgd"', "sgd"),
+    ("'sgd'", "sgd"),  # a TOML string
+    ("{linear = [1, 0]}", {"linear": [1, 0]}),  # a TOML inline table
+    ("sgd", "sgd"),  # neither: the text as it is
+])
+def test_override_values_are_json_then_toml_then_text(text, value):
+    assert _parse_scalar(text) == value
+
+
+def test_overrides_reach_nested_tables_and_list_items():
+    data = {"terms": [{"type": "match", "weight": 1.0}], "optimizer": {"steps": 10}}
+    apply_overrides(data, ["terms.0.weight=0.5", " optimizer.lr =0.1", "denoise.from_t=20", "device=cuda:1",
+                           "note=a=b"])
+    assert data == {"terms": [{"type": "match", "weight": 0.5}], "optimizer": {"steps": 10, "lr": 0.1},
+                    "denoise": {"from_t": 20}, "device": "cuda:1", "note": "a=b"}
+    assert apply_overrides({"a": 1}, None) == {"a": 1}
+
+
+@pytest.mark.parametrize("override, words", [
+    ("optimizer.steps", "override 'optimizer.steps' is not of the form key.path=value"),
+    ("terms.1.weight=2", "terms.1.weight: '1' is not an index of a list of 1"),
+    ("terms.first.weight=2", "terms.first.weight: 'first' is not an index of a list of 1"),
+    ("optimizer.steps.x=1", "optimizer.steps.x: optimizer.steps is not a table"),
+])
+def test_bad_overrides_say_why(override, words):
+    data = {"terms": [{"type": "match"}], "optimizer": {"steps": 10}}
+    with pytest.raises(ConfigError, match="^--set: " + words.replace(".", r"\.").replace("(", r"\(")):
+        apply_overrides(data, [override])
+
+
+def test_load_config_applies_overrides_then_typed_updates(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('seed = 1\nbatch = 2\n[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n')
+    config = load_config(path, ["optimizer.steps=7", "seed=4"], updates={"seed": 9, "batch": None})
+    assert (config.seed, config.batch, config.optimizer.steps) == (9, 2, 7)  # None leaves a value alone
+    assert config.base_dir == tmp_path.resolve()
+
+
+def test_build_context_seeds_decide_the_batch():
+    assert BuildContext(batch=3).seeds == [0, 1, 2] and BuildContext(batch=3).indices == [0, 1, 2]
+    ctx = BuildContext(batch=5, seeds=[7.0, 9], indices=[4, 2])
+    assert (ctx.batch, ctx.seeds, ctx.indices) == (2, [7, 9], [4, 2])
+    with pytest.raises(ValueError, match="BuildContext: 3 indices for a batch of 2"):
+        BuildContext(seeds=[1, 2], indices=[0, 1, 2])
+
+
+def test_build_context_paths_are_relative_to_the_config_folder(tmp_path):
+    ctx = BuildContext(base_dir=tmp_path)
+    assert ctx.path("data/x.safetensors") == tmp_path / "data" / "x.safetensors"
+    assert ctx.path("/abs/y") == Path("/abs/y")
+    assert BuildContext().path("rel/z") == Path("rel/z")
+
+
+def test_config_paths_resolve_against_the_config_folder(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    (tmp_path / "sub").mkdir()
+    save_file({"params": torch.zeros(1, 1, 4, 4)}, str(tmp_path / "sub" / "start.safetensors"))
+    path = tmp_path / "run.toml"
+    path.write_text('[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n[init]\ntype = "file"\npath = "sub/start.safetensors"\n')
+    assert load_config(path).init.path == tmp_path.resolve() / "sub" / "start.safetensors"
+    path.write_text('[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n[init]\ntype = "file"\npath = "sub/none.safetensors"\n')
+    with pytest.raises(ConfigError, match="init.path: file not found: .*sub/none.safetensors"):
+        load_config(path)
+
+
+def test_a_term_without_weight_or_clip_uses_its_own_defaults():
+    from diffprior.builtins import MatchConfig
+    from diffprior.clipping import ClipPolicy
+    from diffprior.schedules import Constant
+
+    default = MatchConfig()
+    assert default.resolved_weight() == Constant(value=1.0) and default.resolved_clip() == ClipPolicy()
+    own = MatchConfig(weight=0.3, clip={"max_norm": 2})
+    assert own.resolved_weight() == Constant(value=0.3) and own.resolved_clip().mode == "max_norm"
+
+
+def test_options_seeds_steps_and_typed_updates(tmp_path):
+    from diffprior import Options
+
+    o = Options(seed=10, batch=3, optimizer={"steps": 12}, device=" cuda:1 ")
+    assert o.seeds() == [10, 11, 12] and o.steps == 12 and o.device == "cuda:1"
+    again = o.updated(seed=2, batch=1)
+    assert again.seeds() == [2] and again.steps == 12 and o.seeds() == [10, 11, 12]
+    path = tmp_path / "run.toml"
+    path.write_text('[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n')
+    assert load_config(path).updated(seed=5).base_dir == tmp_path.resolve()  # the folder is kept
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"optimizer": {"betas": (0.9, 1.0)}}, "betas[1] = 1.0: each beta is a decay rate in [0, 1)"),
+    ({"optimizer": {"betas": (-0.1, 0.9)}}, "betas[0] = -0.1"),
+    ({"optimizer": {"lr": {"linear": [0.1, 0.0], "jitter": 0.01}}}, "its schedule cannot have jitter"),
+    ({"init": {"type": "file"}}, "init type 'file' needs path = 'FILE.safetensors'"),
+    ({"device": "gpu"}, "unknown device 'gpu': use cpu, cuda, cuda:N (N = 0, 1, ...), mps or xpu"),
+    ({"optimizer": {"steps": True}}, "steps must be a number, not true"),
+])
+def test_bad_options_say_why(options, words):
+    from diffprior import Options
+
+    with pytest.raises(ValueError) as info:
+        Options(**options)
+    assert words in str(info.value)
+
+
+def test_betas_at_the_edge_of_the_range_are_accepted():
+    from diffprior import Options
+
+    assert Options(optimizer={"betas": (0.0, 0.999)}).optimizer.betas == (0.0, 0.999)

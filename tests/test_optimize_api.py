@@ -1,0 +1,204 @@
+"""optimize()'s options and guards, each against a value computed by hand.
+
+With ``prior_weight = 0`` the prior adds nothing to the gradient, so a quadratic term
+−log c = ½‖x − y‖² (gradient x − y) makes every optimizer step a formula: SGD with momentum
+and weight decay, Adam and Adamax (Kingma & Ba 2015, Algorithms 1 and 2).
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from diffprior import ConfigError, GaussianPrior, NoiseSchedule, NonFiniteError, Options, Pixels, Term, WeightedTerm, optimize
+from diffprior.optimizer import RunOptions
+from diffprior.schedules import Linear
+
+Y = 0.25
+
+
+class Quadratic(Term):
+    """log c = −½‖x − y‖²: the gradient of −log c is x − y."""
+
+    def log_c(self, x):
+        return -0.5 * (x - Y).pow(2).flatten(1).sum(1)
+
+    def metrics(self, x):
+        return {"mean": x.flatten(1).mean(1)}
+
+
+def prior(shape=(2,)):
+    return GaussianPrior(torch.zeros(shape), torch.ones(shape), NoiseSchedule.linear(1000))
+
+
+def quadratic_run(optimizer, x0, **options):
+    p = prior()
+    o = Options(optimizer=optimizer, prior_weight=0.0, **options)
+    return optimize(p, Pixels(p, clip_terms=False), [WeightedTerm("q", Quadratic())], list(range(len(x0))), o,
+                    init_params=x0)
+
+
+X0 = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+
+
+def test_sgd_with_momentum_and_weight_decay():
+    lr, mu, wd = 0.1, 0.9, 0.05
+    x, v = X0.double().clone(), None
+    for _ in range(3):
+        g = (x - Y) + wd * x
+        v = g if v is None else mu * v + g
+        x = x - lr * v
+    result = quadratic_run({"type": "sgd", "steps": 3, "lr": lr, "momentum": mu, "weight_decay": wd}, X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+
+
+def test_sgd_follows_the_learning_rate_schedule():
+    x = X0.double().clone()
+    for lr in (0.4, 0.3, 0.2, 0.1):  # Linear(0.4 → 0) at s = 0, 1/4, 1/2, 3/4
+        x = x - lr * (x - Y)
+    result = quadratic_run({"type": "sgd", "steps": 4, "lr": Linear(start=0.4, end=0.0)}, X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamax"])
+def test_adam_and_adamax_steps(kind):
+    lr, (b1, b2), eps = 0.05, (0.8, 0.9), 1e-8
+    x = X0.double().clone()
+    m = torch.zeros_like(x)
+    u = torch.zeros_like(x)
+    for k in range(1, 4):
+        g = x - Y
+        m = b1 * m + (1 - b1) * g
+        if kind == "adam":
+            u = b2 * u + (1 - b2) * g * g
+            x = x - lr * (m / (1 - b1**k)) / ((u / (1 - b2**k)).sqrt() + eps)
+        else:
+            u = torch.maximum(b2 * u, g.abs() + eps)
+            x = x - lr / (1 - b1**k) * m / u
+    result = quadratic_run({"type": kind, "steps": 3, "lr": lr, "betas": (b1, b2)}, X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+
+
+def test_losses_metrics_and_seeds_of_the_result():
+    p = prior()
+    o = Options(optimizer={"type": "sgd", "steps": 2, "lr": 0.5}, prior_weight=0.0, seed=5, batch=2)
+    result = optimize(p, Pixels(p), [WeightedTerm("q", Quadratic(), weight=2.0)], options=o, init_params=X0)
+    assert result.seeds == [5, 6] and result.steps_done == 2 and not result.interrupted
+    # step 0 at X0, step 1 at X0 − 0.5·2·(X0 − y) = y: the term's loss is −λ log c = λ·½‖x − y‖²
+    expected = torch.stack([(X0 - Y).pow(2).sum(1), torch.zeros(2)])
+    torch.testing.assert_close(result.losses["q"], expected)
+    assert result.losses["prior"].shape == (2, 2)
+    torch.testing.assert_close(result.metrics["q.log_c"], torch.zeros(2))
+    torch.testing.assert_close(result.metrics["q.mean"], torch.full((2,), Y))
+    torch.testing.assert_close(result.params, torch.full((2, 2), Y))
+
+
+def test_a_denoised_result_keeps_the_optimised_x_too():
+    p = GaussianPrior(torch.full((3,), 0.7), torch.full((3,), 1e-4), NoiseSchedule.linear(1000))
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, denoise={"from_t": 500, "steps": 20, "method": "ddim"})
+    result = optimize(p, Pixels(p), [], [0], o, init_params=torch.full((3,), -2.0))
+    torch.testing.assert_close(result.x_optimized, torch.full((1, 3), -2.0))
+    # from t = 500 a near-deterministic prior pulls the sample to its mean
+    assert (result.x - 0.7).abs().max() < 0.2
+
+
+@pytest.mark.parametrize("init, check", [
+    ({"type": "zeros"}, lambda x, g: torch.equal(x, torch.zeros_like(x))),
+    ({"type": "noise", "scale": 3.0},
+     lambda x, g: torch.allclose(x[1], 3.0 * torch.randn(2, 16, generator=torch.Generator().manual_seed(g[1])))),
+    ({"type": "variable"},
+     lambda x, g: torch.allclose(x[0], torch.randn(2, 16, generator=torch.Generator().manual_seed(g[0])))),
+])
+def test_init_types(init, check):
+    p = prior((2, 16))
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, init=init)
+    result = optimize(p, Pixels(p), [], [4, 9], o)
+    assert check(result.params, [4, 9])
+
+
+@pytest.mark.parametrize("key", ["params", "x"])
+def test_init_from_a_file(tmp_path, key):
+    path = tmp_path / "start.safetensors"
+    save_file({key: torch.tensor([[1.5, -0.5]])}, str(path))
+    p = prior()
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, init={"type": "file", "path": str(path)})
+    assert torch.equal(optimize(p, Pixels(p), [], [0], o).params, torch.tensor([[1.5, -0.5]]))
+
+
+def test_init_file_without_params_or_x(tmp_path):
+    path = tmp_path / "other.safetensors"
+    save_file({"y": torch.zeros(2)}, str(path))
+    o = Options(optimizer={"steps": 1}, init={"type": "file", "path": str(path)})
+    with pytest.raises(ConfigError, match="has neither a 'params' nor an 'x' tensor"):
+        optimize(prior(), Pixels(prior()), [], [0], o)
+
+
+def test_one_start_serves_every_sample_and_a_wrong_shape_is_named():
+    p = prior()
+    o = Options(optimizer={"steps": 1, "lr": 0.0})
+    result = optimize(p, Pixels(p), [], [0, 1, 2], o, init_params=torch.tensor([0.5, 1.5]))
+    assert torch.equal(result.params, torch.tensor([[0.5, 1.5]] * 3))
+    with pytest.raises(ValueError, match=r"initial parameters have shape \(2, 3\); expected \(3, 2\) or \(2,\)"):
+        optimize(p, Pixels(p), [], [0, 1, 2], o, init_params=torch.zeros(2, 3))
+
+
+def test_options_must_be_options():
+    with pytest.raises(TypeError, match="options must be a diffprior.Options .or a run config., got dict"):
+        optimize(prior(), Pixels(prior()), [], [0], {"steps": 3})
+
+
+class _PerPixel(Term):
+    def log_c(self, x):
+        return x  # [B, 2]: not one score per sample
+
+
+class _InfiniteSlope(Term):
+    def log_c(self, x):
+        return x.abs().sqrt().flatten(1).sum(1)  # finite at 0, its gradient is not
+
+
+def test_a_term_with_the_wrong_shape_is_named():
+    o = Options(optimizer={"steps": 2})
+    with pytest.raises(ValueError, match=r"term 'pp' returned log c of shape \(3, 2\); expected \(3,\): one score per sample"):
+        optimize(prior(), Pixels(prior()), [WeightedTerm("pp", _PerPixel())], [0, 1, 2], o)
+
+
+def test_non_finite_prior_and_gradient_are_named_with_a_partial_result():
+    p = prior()
+    start = torch.tensor([[0.0, 0.0], [math.nan, 0.0], [1.0, 1.0]])
+    o = Options(optimizer={"steps": 3})
+    with pytest.raises(NonFiniteError, match=r"the prior term is not finite at step 0 \(samples \[1\]\)") as info:
+        optimize(p, Pixels(p), [], [0, 1, 2], o, init_params=start)
+    assert info.value.partial.steps_done == 0 and info.value.partial.interrupted
+    with pytest.raises(NonFiniteError, match=r"the gradient is not finite at step 0 \(samples \[0\]\)"):
+        optimize(p, Pixels(p), [WeightedTerm("slope", _InfiniteSlope())], [0, 1], o,
+                 init_params=torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+
+
+def test_the_progress_bar_shows_the_timestep_and_losses(capsys):
+    p = prior()
+    o = Options(optimizer={"steps": 3}, timesteps=250)
+    optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0], o, progress=True)
+    err = capsys.readouterr().err
+    assert "free energy" in err and "3/3" in err and "t=250" in err and "prior=" in err and "q=" in err
+
+
+def test_legacy_run_options_map_to_options():
+    with pytest.warns(DeprecationWarning, match="use diffprior.Options"):
+        o = RunOptions(steps=7, optimizer="sgd", lr=0.3, betas=(0.5, 0.6), momentum=0.2, weight_decay=0.1,
+                       timesteps=400, prior_weight=2.0, gradient="sds", noise_samples=3, init="noise",
+                       init_scale=0.5, denoise_from=100, denoise_steps=10, denoise_method="ddim")
+    assert (o.optimizer.steps, o.optimizer.type, o.optimizer.lr(0.5), o.optimizer.betas) == (7, "sgd", 0.3, (0.5, 0.6))
+    assert (o.optimizer.momentum, o.optimizer.weight_decay) == (0.2, 0.1)
+    assert (o.timesteps(0.3), o.prior_weight(0.3), o.gradient, o.noise_samples) == (400, 2.0, "sds", 3)
+    assert (o.init.type, o.init.scale) == ("noise", 0.5)
+    assert (o.denoise.from_t, o.denoise.steps, o.denoise.method) == (100, 10, "ddim")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert RunOptions(denoise_steps=10, denoise_from=None).denoise is None  # no from_t: no denoising
+        with pytest.raises(ValueError, match=r"init='tensor' is now optimize\(..., init_params=TENSOR\)"):
+            RunOptions(init="tensor")
+        with pytest.raises(TypeError, match="RunOptions.. got an unexpected keyword argument 'speed'"):
+            RunOptions(speed=2)
