@@ -32,7 +32,7 @@ def test_short_and_long_forms(short, mode, value, ema):
 
 
 def test_a_table_without_a_mode_names_the_forms():
-    with pytest.raises(ValueError, match=r"'none', \{max_norm = V\} or \{relative = R, ema = 0.5\}"):
+    with pytest.raises(ValueError, match=r"^a clip policy is 'none', \{max_norm = V\} or \{relative = R, ema = 0.5\}$"):
         ClipPolicy.parse({"maxnorm": 1})
 
 

@@ -67,7 +67,7 @@ def test_optimizer_lands_on_closed_form_optimum(gradient, case):
         timesteps=Constant(value=t),
         prior_weight=prior_weight,
         gradient=gradient,
-        noise_samples=64,
+        noise_samples=16,  # 64 draws land no closer (max error 0.012 vs 0.013) at 4x the time
         init={"type": "zeros"},
     )
     variable = Pixels(prior, clip_terms=False)

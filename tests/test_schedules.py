@@ -126,3 +126,41 @@ def test_short_forms_fill_the_fields_in_order_and_keep_the_jitter():
     assert parse_schedule({"constant": 7})(0.1) == 7  # one value need not be a list
     assert parse_schedule(Linear(start=1, end=0)) == Linear(start=1, end=0)
     assert parse_schedule(3) == Constant(value=3.0)
+
+
+def test_a_schedule_in_a_config_is_looked_up_in_the_validation_context_registry():
+    """A name that is not built in comes from the registry handed to validation (not the
+    installed plugins): a schedule type only that registry holds validates, and an empty
+    registry does not know it."""
+    from typing import Literal
+
+    from diffprior import Options
+    from diffprior.plugins import PluginSettings, Registration, Registry
+    from diffprior.schedules import Schedule
+
+    class Halfway(Schedule):
+        type: Literal["halfway"] = "halfway"
+        value: float = 1.0
+
+        def __call__(self, s, step=0, steps=1):
+            return self.value if s >= 0.5 else 0.0
+
+    from diffprior.schedules import BUILTIN_SCHEDULE_CLASSES
+
+    def registry_with(classes):
+        registry = Registry(PluginSettings())
+        for name, cls in classes.items():
+            registry.entries["schedule"][name] = Registration("schedule", name, cls, "test")
+        return registry
+
+    registry = registry_with(BUILTIN_SCHEDULE_CLASSES | {"halfway": Halfway})
+    options = Options.model_validate({"prior_weight": {"halfway": [3.0]}}, context={"registry": registry})
+    assert options.prior_weight(0.6) == 3.0 and options.prior_weight(0.4) == 0.0
+    with pytest.raises(ValueError, match="unknown schedule type 'halfway'"):
+        Options.model_validate({"prior_weight": {"halfway": [3.0]}},
+                               context={"registry": registry_with(BUILTIN_SCHEDULE_CLASSES)})
+
+
+def test_cosine_linear_called_without_a_step_uses_step_zero():
+    # value = low + (high − low)·(scale·r + amplitude·r·cos(step/period)), cos(0) = 1
+    assert CosineLinear(high=10, low=0, scale=0, amplitude=1, period=1)(0.5) == pytest.approx(5.0)
