@@ -3,10 +3,14 @@
     python benchmarks/mutation.py                 # every module below, one after the other
     python benchmarks/mutation.py schedules tsp   # some of them
     python benchmarks/mutation.py --list
+    python benchmarks/mutation.py noise --retest  # after adding tests: only the mutants not killed
+    python benchmarks/mutation.py --report        # what the last runs recorded, without running
 
-For each module it prints the kill rate (killed / mutants that some test runs) and every
-surviving mutant as a diff. Needs ``pip install mutmut`` (3.x); not part of .ci/run: a
-full pass takes tens of minutes of CPU.
+For each module it prints the kill rate, killed / (killed + not killed), and every mutant not
+killed as a diff. A mutant that makes the tests time out or crash counts as killed; one that no
+selected test reaches ("no tests") counts as not killed. Needs ``pip install mutmut`` (3.x, the
+``bench`` extra); not part of .ci/run: a full pass takes an hour or more of CPU on two shared
+cores.
 
 Why mutmut 3. It compiles every mutant of a file into one module behind "trampolines" and
 runs, per mutant, only the tests that reached the mutated function, in processes forked
@@ -78,7 +82,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
                ["tests/test_config_files.py", "tests/test_config_errors.py", "tests/test_bad_values.py",
                 "tests/test_run_outputs.py", "tests/test_schedules.py"]),
     "plugins": (["src/diffprior/plugins.py"],
-                ["tests/test_plugins_core.py", "tests/test_conformance_kit.py", "tests/test_hostile_plugins.py"]),
+                ["tests/test_plugin_registry.py", "tests/test_plugins_core.py", "tests/test_conformance_kit.py",
+                 "tests/test_hostile_plugins.py"]),
 }
 # always copied beside the tests: what they read relative to their own files
 SUPPORT = ["examples", "docs", "scripts", "README.md", "contrib", "tests/conftest.py", "tests/configs", "plugins/diffprior-tsp/examples", "plugins/diffprior-unet/tests/unet_tiny_arch.py",
@@ -143,7 +148,7 @@ KILLED = ("killed", "timeout", "segfault")  # a mutant that hangs or crashes the
 NOT_KILLED = ("survived", "no tests", "suspicious")  # "no tests": no test reaches the mutated function
 
 
-def run_module(name: str, work: Path, retest: bool = False) -> dict:
+def run_module(name: str, work: Path, retest: bool = False, report: bool = False) -> dict:
     """Mutate the module's files and run them against its tests. With ``retest``, only the
     mutants a previous run of this module did not kill are run again, against the current
     tests (copied again); the staged sources and their mutants are kept."""
@@ -151,7 +156,9 @@ def run_module(name: str, work: Path, retest: bool = False) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(here / "mutants" / "src"))  # CLI subprocesses import the mutants too
     mutmut = [sys.executable, "-m", "mutmut"]
-    if retest and (here / "mutants").is_dir():
+    if report:  # only read what the last run recorded (also a run that was stopped part-way)
+        again = []
+    elif retest and (here / "mutants").is_dir():
         copy_tests(name, here)
         write_settings(name, here)
         again = [k for k, v in _statuses(here, env).items() if v not in KILLED]
@@ -163,7 +170,7 @@ def run_module(name: str, work: Path, retest: bool = False) -> dict:
     # exist yet as "nothing here", and the tests would then import the editable installs instead
     (here / "mutants" / "src").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    if not retest or again:
+    if not report and (not retest or again):
         subprocess.run(mutmut + ["run", "--max-children", "1", *again], cwd=here, env=env, check=False,
                        stdout=subprocess.DEVNULL if not os.environ.get("MUTATION_VERBOSE") else None)
     seconds = time.perf_counter() - start
@@ -192,6 +199,8 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "mutation", help="staging folder")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--list", action="store_true", help="list the modules and their files")
+    parser.add_argument("--report", action="store_true",
+                        help="print the results the last run of each module recorded, without running anything")
     parser.add_argument("--retest", action="store_true",
                         help="run again only the mutants the last run of each module did not kill (after adding tests)")
     args = parser.parse_args(argv)
@@ -205,7 +214,7 @@ def main(argv=None) -> int:
         return 2
     results = []
     for name in args.modules or list(MODULES):
-        result = run_module(name, args.work, args.retest)
+        result = run_module(name, args.work, args.retest, args.report)
         results.append(result)
         rate = "n/a" if result["kill_rate"] is None else f"{100 * result['kill_rate']:.1f}%"
         print(f"{name:10} kill rate {rate:>6}  {result['counts']}  ({result['seconds']:.0f} s)", flush=True)

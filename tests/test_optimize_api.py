@@ -202,3 +202,56 @@ def test_legacy_run_options_map_to_options():
             RunOptions(init="tensor")
         with pytest.raises(TypeError, match=r"^RunOptions\(\) got an unexpected keyword argument 'speed'$"):
             RunOptions(speed=2)
+
+
+@pytest.mark.parametrize("gradient", ["full", "sds"])
+def test_several_noise_draws_average_per_sample(gradient):
+    """A Gaussian prior with σ² = 1e-8 makes ε − ε_θ(x_t) = −k√ᾱ(x − μ) whatever ε is (see
+    test_optimizer_ground_truth), so with 3 draws each sample's loss and gradient are still
+    its own closed form: averaging across samples instead of across draws would mix them."""
+    mean = torch.tensor([0.3, -0.2])
+    p = GaussianPrior(mean, torch.full((2,), 1e-8), NoiseSchedule.linear(1000))
+    t, lr, D = 200, 0.05, 2
+    ab = float(p.noise.alphas_cumprod[t])
+    k = (1 - ab) ** 0.5 / (ab * 1e-8 + 1 - ab)
+    x0 = torch.tensor([[1.0, 2.0], [-3.0, 0.5], [0.0, 0.0]])
+    o = Options(optimizer={"type": "sgd", "steps": 1, "lr": lr}, timesteps=t, gradient=gradient, noise_samples=3)
+    result = optimize(p, Pixels(p), [], [0, 1, 2], o, init_params=x0)
+    expected_loss = k * k * ab * (x0 - mean).pow(2).sum(1) / D
+    torch.testing.assert_close(result.losses["prior"][0], expected_loss, rtol=1e-4, atol=1e-6)
+    slope = 2 * (k * k if gradient == "full" else k) * ab / D
+    torch.testing.assert_close(result.params, x0 - lr * slope * (x0 - mean), rtol=1e-4, atol=1e-6)
+
+
+class _BadMetrics(Quadratic):
+    def metrics(self, x):
+        raise RuntimeError("metrics failed")
+
+
+def test_an_interrupted_run_keeps_its_metrics_and_is_not_denoised():
+    p = prior()
+
+    def stop_at_2(state):
+        if state.step == 2:
+            raise KeyboardInterrupt
+
+    o = Options(optimizer={"type": "sgd", "steps": 10, "lr": 0.5}, prior_weight=0.0,
+                denoise={"from_t": 500, "steps": 5})
+    result = optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0], o, init_params=X0[:1], callbacks=[stop_at_2])
+    assert result.interrupted and result.steps_done == 2
+    assert torch.equal(result.x, result.x_optimized)  # not denoised
+    torch.testing.assert_close(result.metrics["q.log_c"], Quadratic().log_c(result.x))
+    # metrics that fail leave a result without them rather than no result
+    broken = optimize(p, Pixels(p), [WeightedTerm("q", _BadMetrics())], [0], o, init_params=X0[:1], callbacks=[stop_at_2])
+    assert broken.metrics == {} and broken.steps_done == 2
+
+
+def test_a_run_stopped_before_its_first_step_has_empty_histories():
+    p = prior()
+    o = Options(optimizer={"steps": 3})
+    with pytest.raises(NonFiniteError) as info:
+        optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0, 1, 2], o,
+                 init_params=torch.tensor([[0.0, 0.0], [math.nan, 0.0], [1.0, 1.0]]))
+    partial = info.value.partial
+    assert partial.losses["prior"].shape == (0, 3) and partial.losses["q"].shape == (0, 3)
+    assert partial.timesteps.shape == (0, 3) and partial.metrics == {}

@@ -1,0 +1,212 @@
+"""The plugin registry's rules, one at a time, on plugins registered by code (no subprocess):
+which distributions load, who owns a name, and what each problem says."""
+
+import types
+import warnings
+from typing import Literal
+
+import pytest
+
+from diffprior import hookimpl, plugins
+from diffprior.config import TermConfig
+from diffprior.errors import PluginError, PluginWarning
+from diffprior.plugins import PluginInfo, PluginSettings, Registration, Registry, load, registered_name
+
+
+def _term(name):
+    class Config(TermConfig):
+        type: Literal[name] = name  # type: ignore[valid-type]
+
+    Config.__name__ = f"{name.title()}Config"
+    return Config
+
+
+def _plugin(*configs, module_name="throwaway"):
+    module = types.ModuleType(module_name)
+
+    @hookimpl
+    def register_terms(register):
+        for config in configs:
+            register(config)
+
+    module.register_terms = register_terms
+    return module
+
+
+@pytest.fixture
+def registered():
+    """register_plugin(module, distribution) for the test; all unregistered afterwards."""
+    names = []
+
+    def add(module, distribution):
+        names.append(distribution)
+        plugins.register_plugin(module, distribution)
+
+    yield add
+    for name in names:
+        plugins.unregister_plugin(name)
+
+
+def _load(**settings):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = load(PluginSettings(**settings))
+    return registry, [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+
+
+def test_settings_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DIFFPRIOR_STRICT_PLUGINS", " Yes ")
+    monkeypatch.setenv("DIFFPRIOR_PLUGINS", "Diffprior_TSP, ,diffprior-unet")
+    monkeypatch.setenv("DIFFPRIOR_DISABLE_PLUGINS", "third-party")
+    settings = PluginSettings.from_env()
+    assert settings.strict and settings.only == {"diffprior-tsp", "diffprior-unet"} and settings.disable == {"third-party"}
+    for value, strict in (("1", True), ("true", True), ("0", False), ("", False)):
+        monkeypatch.setenv("DIFFPRIOR_STRICT_PLUGINS", value)
+        assert PluginSettings.from_env().strict is strict
+    monkeypatch.setenv("DIFFPRIOR_PLUGINS", "  ")
+    monkeypatch.delenv("DIFFPRIOR_DISABLE_PLUGINS")
+    assert PluginSettings.from_env().only is None and PluginSettings.from_env().disable == set()
+
+
+def test_which_distributions_a_setting_allows():
+    only = PluginSettings(only={"diffprior-tsp"})
+    assert only.allows("diffprior") and only.allows("Diffprior_TSP") and not only.allows("diffprior-unet")
+    third = PluginSettings(disable={"third-party"})
+    assert third.allows("diffprior-unet", first_party=True) and not third.allows("someones-plugin")
+    named = PluginSettings(disable={"diffprior-unet"})
+    assert not named.allows("diffprior-unet", first_party=True) and named.allows("diffprior-tsp")
+    assert PluginSettings(disable={"diffprior"}).allows("diffprior")  # the core always loads
+
+
+def test_plugin_info_as_a_dict():
+    info = PluginInfo("dist", "1.0", modules=["m"], hooks={"register_terms", "register_priors"},
+                      registers={"term": ["a"]}, errors=[], import_seconds=0.12345, first_party=True)
+    assert info.as_dict() == {"distribution": "dist", "version": "1.0", "first_party": True, "modules": ["m"],
+                              "hooks": ["register_priors", "register_terms"], "registers": {"term": ["a"]},
+                              "errors": [], "loaded": True, "import_seconds": 0.123}
+    info.errors.append("boom")
+    assert info.as_dict()["loaded"] is False
+
+
+def test_unknown_names_say_why():
+    registry = Registry(PluginSettings())
+    registry.entries["term"]["match"] = Registration("term", "match", object, "diffprior")
+    assert registry.unknown_message("term", "mtach") == "unknown term type 'mtach' (did you mean 'match'?); available: 'match'"
+    with pytest.raises(KeyError, match="unknown term type 'edges'"):
+        registry.get("term", "edges")
+    registry.disabled = {"zeta", "alpha"}
+    assert registry.unknown_message("term", "edges").endswith("; disabled plugins (they may provide it): alpha, zeta")
+    registry.disabled_names[("term", "edges")] = ["alpha"]
+    assert registry.unknown_message("term", "edges").endswith("; 'edges' comes from the plugin 'alpha', which is disabled")
+    registry.disabled_names[("term", "edges")] = ["alpha", "zeta"]
+    assert registry.unknown_message("term", "edges").endswith("; 'edges' comes from disabled plugins: 'alpha', 'zeta'")
+    registry.ambiguous["term"]["blur"] = ["a", "b"]
+    assert registry.unknown_message("term", "blur") == (
+        "term type 'blur' is registered by 2 distributions ('a', 'b'); pick one: type = 'a:blur' or type = 'b:blur'")
+
+
+def test_a_problem_names_the_plugins_and_strict_mode_raises():
+    registry = Registry(PluginSettings())
+    registry.plugins["a"] = PluginInfo("a", None)
+    with pytest.warns(PluginWarning, match=r"^plugin 'a': broke$"):
+        registry.problem("a", "broke")
+    with pytest.warns(PluginWarning, match=r"^plugins 'a', 'b': clash$"):
+        registry.problem("a", "clash", also=["b"])
+    assert registry.plugins["a"].errors == ["broke", "clash"]
+    assert registry.problems == ["plugin 'a': broke", "plugins 'a', 'b': clash"]
+    strict = Registry(PluginSettings(strict=True))
+    with pytest.raises(PluginError, match=r"^plugin 'a': broke\n\(strict plugin mode is on: DIFFPRIOR_STRICT_PLUGINS or --strict-plugins\)$"):
+        strict.problem("a", "broke")
+
+
+def test_registered_names_and_wrong_hooks():
+    from diffprior.builtins import GaussianPriorConfig, MatchConfig
+
+    assert registered_name("term", MatchConfig) == "match"
+    assert registered_name("command", types.SimpleNamespace(name="tsp")) == "tsp"
+    with pytest.raises(TypeError, match=r"is not a diffprior config class \(it has no literal 'type' field\)$"):
+        registered_name("term", object)
+    with pytest.raises(TypeError, match=r"^MatchConfig is a term config; register it in register_terms, not register_priors$"):
+        registered_name("prior", MatchConfig)
+    assert registered_name("prior", GaussianPriorConfig) == "gaussian"
+
+
+def test_a_plugin_term_is_registered_under_its_name(registered):
+    config = _term("sharpen")
+    registered(_plugin(config), "throwaway-a")
+    registry, problems = _load()
+    assert registry.get("term", "sharpen") is config and problems == []
+    info = registry.plugins["throwaway-a"]
+    assert info.registers == {"term": ["sharpen"]} and info.hooks == {"register_terms"} and not info.first_party
+    assert registry.names("term") == sorted(registry.names("term")) and "sharpen" in registry.names("term")
+    assert config in registry.classes("term")
+
+
+def test_a_core_name_stays_the_cores(registered):
+    registered(_plugin(_term("match")), "throwaway-a")
+    registry, problems = _load()
+    assert registry.plugins["diffprior"].registers["term"].count("match") == 1
+    assert registry.entries["term"]["match"].distribution == "diffprior"
+    assert problems == ["plugin 'throwaway-a': term 'match' is reserved by the core (diffprior); not registered. "
+                        "Rename it in throwaway-a"]
+
+
+def test_a_name_registered_twice_by_one_plugin_keeps_the_first(registered):
+    first, second = _term("blur"), _term("blur")
+    registered(_plugin(first, second), "throwaway-a")
+    registry, problems = _load()
+    assert registry.get("term", "blur") is first
+    assert problems == ["plugin 'throwaway-a': registers term 'blur' 2 times; keeping the first"]
+
+
+def test_a_name_two_plugins_register_goes_to_neither(registered):
+    registered(_plugin(_term("blur"), module_name="one"), "throwaway-a")
+    registered(_plugin(_term("blur"), module_name="two"), "throwaway-b")
+    registry, problems = _load()
+    assert "blur" not in registry.entries["term"] and registry.ambiguous["term"]["blur"] == ["throwaway-a", "throwaway-b"]
+    for dist in ("throwaway-a", "throwaway-b"):
+        qualified = registry.get("term", f"{dist}:blur")
+        assert qualified.model_validate({"type": f"{dist}:blur"}).type == f"{dist}:blur"
+        assert registry.plugins[dist].registers == {"term": [f"{dist}:blur"]}
+    assert problems == ["plugins 'throwaway-a', 'throwaway-b': term 'blur' is registered by 'throwaway-a', "
+                        "'throwaway-b', so neither gets that name; a config picks one with type = 'throwaway-a:blur' "
+                        "or type = 'throwaway-b:blur', or disable one (--disable-plugin throwaway-b)"]
+
+
+def test_a_name_with_a_colon_is_refused(registered):
+    registered(_plugin(_term("a:b")), "throwaway-a")
+    registry, problems = _load()
+    assert "a:b" not in registry.entries["term"]
+    assert problems == ["plugin 'throwaway-a': hook register_terms raised ValueError: term name 'a:b' contains ':', "
+                        "which is kept for 'distribution:name'"]
+
+
+def test_a_disabled_plugin_registered_by_code_is_listed_as_disabled(registered):
+    registered(_plugin(_term("sharpen")), "throwaway-a")
+    registry, _ = _load(disable={"throwaway-a"})
+    assert "throwaway-a" in registry.disabled and "sharpen" not in registry.entries["term"]
+    registry, _ = _load(only={"diffprior-unet"})
+    assert "throwaway-a" in registry.disabled
+
+
+def test_a_hook_that_exits_or_interrupts_is_that_plugins_failure(registered):
+    module = types.ModuleType("quitter")
+
+    @hookimpl
+    def register_terms(register):
+        raise SystemExit(3)
+
+    module.register_terms = register_terms
+    registered(module, "throwaway-exit")
+    interrupter = types.ModuleType("interrupter")
+
+    @hookimpl
+    def register_priors(register):
+        raise KeyboardInterrupt
+
+    interrupter.register_priors = register_priors
+    registered(interrupter, "throwaway-int")
+    registry, problems = _load()
+    assert "plugin 'throwaway-exit': hook register_terms raised called sys.exit(3)" in problems
+    assert "plugin 'throwaway-int': hook register_priors raised KeyboardInterrupt" in problems
+    assert registry.get("term", "match") is not None  # the rest works
