@@ -164,3 +164,26 @@ def test_a_schedule_in_a_config_is_looked_up_in_the_validation_context_registry(
 def test_cosine_linear_called_without_a_step_uses_step_zero():
     # value = low + (high − low)·(scale·r + amplitude·r·cos(step/period)), cos(0) = 1
     assert CosineLinear(high=10, low=0, scale=0, amplitude=1, period=1)(0.5) == pytest.approx(5.0)
+
+
+def test_at_step_passes_the_step_and_the_number_of_steps():
+    from typing import Literal
+
+    from diffprior.schedules import Schedule
+
+    class StepsLeft(Schedule):  # a plugin schedule may count steps rather than progress
+        type: Literal["steps-left"] = "steps-left"
+
+        def __call__(self, s, step=0, steps=1):
+            return float(steps - step)
+
+    assert StepsLeft().at_step(3, 7) == 4.0
+
+
+@pytest.mark.parametrize("spec, message", [
+    (False, "a schedule is a number or a table, not a boolean"),
+    ("fast", "a schedule is a number, a table with a 'type' key, or a short table like {linear = [0.01, 0.0]}"),
+])
+def test_the_whole_message_of_a_bad_schedule(spec, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        parse_schedule(spec)
