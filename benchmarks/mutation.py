@@ -121,13 +121,16 @@ def stage(name: str, work: Path) -> Path:
     return here
 
 
-def write_settings(name: str, here: Path) -> None:
-    """mutmut's settings for the module: what to mutate, which tests, one process."""
+def write_settings(name: str, here: Path) -> bool:
+    """mutmut's settings for the module: what to mutate, which tests, one process. Returns
+    whether they changed (mutmut then forgets every verdict of the module)."""
     mutate, tests = MODULES[name]
     mutate = [m for m in mutate if _source_of(m).exists()]  # files of another version of the core are skipped
     tests = [t for t in tests if (ROOT / t.split("::")[0]).exists()]
     toml_list = lambda items: "[" + ", ".join(json.dumps(str(i)) for i in items) + "]"  # noqa: E731
-    (here / "pyproject.toml").write_text(f"""
+    settings = here / "pyproject.toml"
+    before = settings.read_text() if settings.exists() else None
+    settings.write_text(f"""
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {toml_list(mutate)}
@@ -140,6 +143,7 @@ use_git_change_detection = false
 [tool.pytest.ini_options]
 markers = ["slow: long experiments excluded from the default run"]
 """)
+    return settings.read_text() != before
 
 
 def copy_tests(name: str, here: Path) -> None:
@@ -172,21 +176,23 @@ def run_module(name: str, work: Path, retest: bool = False, report: bool = False
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=str(here / "mutants" / "src"))  # CLI subprocesses import the mutants too
     mutmut = [sys.executable, "-m", "mutmut"]
-    if report:  # only read what the last run recorded (also a run that was stopped part-way)
-        again = []
-    elif retest and (here / "mutants").is_dir():
+    again: list[str] = []  # the mutants to run; none named: all of them
+    run_mutmut = not report  # report: only read what the last run recorded (also one stopped part-way)
+    if run_mutmut and retest and (here / "mutants").is_dir():
         copy_tests(name, here)
-        write_settings(name, here)
         again = [k for k, v in _statuses(here, env).items() if v not in KILLED]
-    else:
+        if write_settings(name, here):
+            again = []  # another test selection: mutmut forgets every verdict, all run again
+        elif not again:
+            run_mutmut = False
+    elif run_mutmut:
         stage(name, work)
-        again = []
     mutate, _ = MODULES[name]
     # The folder must exist before mutmut starts: Python caches a sys.path entry that does not
     # exist yet as "nothing here", and the tests would then import the editable installs instead
     (here / "mutants" / "src").mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    if not report and (not retest or again):
+    if run_mutmut:
         subprocess.run(mutmut + ["run", "--max-children", "1", *again], cwd=here, env=env, check=False,
                        stdout=subprocess.DEVNULL if not os.environ.get("MUTATION_VERBOSE") else None)
     seconds = time.perf_counter() - start
