@@ -64,12 +64,12 @@ def test_sgd_follows_the_learning_rate_schedule():
 
 @pytest.mark.parametrize("kind", ["adam", "adamax"])
 def test_adam_and_adamax_steps(kind):
-    lr, (b1, b2), eps = 0.05, (0.8, 0.9), 1e-8
+    lr, (b1, b2), eps, wd = 0.05, (0.8, 0.9), 1e-8, 0.3
     x = X0.double().clone()
     m = torch.zeros_like(x)
     u = torch.zeros_like(x)
     for k in range(1, 4):
-        g = x - Y
+        g = x - Y + wd * x  # weight decay as an L2 term in the gradient
         m = b1 * m + (1 - b1) * g
         if kind == "adam":
             u = b2 * u + (1 - b2) * g * g
@@ -77,7 +77,7 @@ def test_adam_and_adamax_steps(kind):
         else:
             u = torch.maximum(b2 * u, g.abs() + eps)
             x = x - lr / (1 - b1**k) * m / u
-    result = quadratic_run({"type": kind, "steps": 3, "lr": lr, "betas": (b1, b2)}, X0)
+    result = quadratic_run({"type": kind, "steps": 3, "lr": lr, "betas": (b1, b2), "weight_decay": wd}, X0)
     torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
 
 

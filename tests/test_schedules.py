@@ -187,3 +187,14 @@ def test_at_step_passes_the_step_and_the_number_of_steps():
 def test_the_whole_message_of_a_bad_schedule(spec, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         parse_schedule(spec)
+
+
+def test_as_schedule_wraps_numbers_and_keeps_schedules():
+    from diffprior.schedules import Schedule, as_schedule
+
+    linear = Linear(start=1, end=0)
+    assert as_schedule(linear) is linear
+    constant = as_schedule(2)
+    assert constant == Constant(value=2.0) and isinstance(constant.value, float) and constant(0.7) == 2.0
+    with pytest.raises(NotImplementedError):
+        Schedule.__call__(linear, 0.5)  # the base class has no formula
