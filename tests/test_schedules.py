@@ -198,3 +198,55 @@ def test_as_schedule_wraps_numbers_and_keeps_schedules():
     assert constant == Constant(value=2.0) and isinstance(constant.value, float) and constant(0.7) == 2.0
     with pytest.raises(NotImplementedError):
         Schedule.__call__(linear, 0.5)  # the base class has no formula
+
+
+def _halfway_plugin():
+    import types
+    from typing import Literal
+
+    from diffprior import hookimpl
+    from diffprior.schedules import Schedule
+
+    class Halfway(Schedule):
+        type: Literal["halfway"] = "halfway"
+        value: float = 1.0
+
+        def __call__(self, s, step=0, steps=1):
+            return self.value if s >= 0.5 else 0.0
+
+    module = types.ModuleType("halfway_schedule")
+
+    @hookimpl
+    def register_schedules(register):
+        register(Halfway)
+
+    module.register_schedules = register_schedules
+    return module, Halfway
+
+
+def test_built_in_schedules_resolve_without_plugin_discovery(monkeypatch):
+    from diffprior import plugins
+
+    def no_discovery():
+        raise AssertionError("plugins were discovered for a built-in schedule")
+
+    monkeypatch.setattr(plugins, "get_registry", no_discovery)
+    assert parse_schedule({"linear": [1, 0], "jitter": 0.5}).jitter == 0.5
+    assert parse_schedule({"type": "cosine", "start": 1, "end": 0, "jitter": 1})(1.0) == pytest.approx(0.0)
+
+
+def test_a_plugin_schedule_is_found_by_discovery_or_in_the_given_registry():
+    from diffprior import plugins
+    from diffprior.plugins import PluginSettings, Registration, Registry
+
+    module, Halfway = _halfway_plugin()
+    plugins.register_plugin(module, "halfway-schedule")
+    try:
+        assert parse_schedule({"halfway": [2.0]})(0.7) == 2.0  # no registry given: the installed plugins
+    finally:
+        plugins.unregister_plugin("halfway-schedule")
+    registry = Registry(PluginSettings())
+    registry.entries["schedule"]["halfway"] = Registration("schedule", "halfway", Halfway, "test")
+    assert parse_schedule({"halfway": [4.0]}, registry=registry)(0.7) == 4.0
+    with pytest.raises(ValueError, match="unknown schedule type 'halfway'"):
+        parse_schedule({"halfway": [4.0]})  # unregistered again
