@@ -172,17 +172,20 @@ def test_non_finite_prior_and_gradient_are_named_with_a_partial_result():
     with pytest.raises(NonFiniteError, match=r"^the prior term is not finite at step 0 \(samples \[1\]\): check the prior and the variable's output$") as info:
         optimize(p, Pixels(p), [], [0, 1, 2], o, init_params=start)
     assert info.value.partial.steps_done == 0 and info.value.partial.interrupted
-    with pytest.raises(NonFiniteError, match=r"^the gradient is not finite at step 0 \(samples \[0\]\): lower the learning rate or a term's weight$"):
+    with pytest.raises(NonFiniteError, match=r"^the gradient is not finite at step 0 \(samples \[1\]\): lower the learning rate or a term's weight$"):
         optimize(p, Pixels(p), [WeightedTerm("slope", _InfiniteSlope())], [0, 1], o,
-                 init_params=torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+                 init_params=torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
 
 
-def test_the_progress_bar_shows_the_timestep_and_losses(capsys):
+def test_the_progress_bar_shows_the_timestep_and_the_last_steps_losses(capsys):
     p = prior()
     o = Options(optimizer={"steps": 3}, timesteps=250)
-    optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0], o, progress=True)
+    result = optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0], o, progress=True)
     err = capsys.readouterr().err
-    assert "free energy" in err and "3/3" in err and "t=250" in err and "prior=" in err and "q=" in err
+    assert "free energy" in err and "3/3" in err and "t=250" in err
+    last = err.split("\r")[-1]
+    assert f"prior={float(result.losses['prior'][-1].mean()):.4f}" in last
+    assert f"q={float(result.losses['q'][-1].mean()):.3g}" in last
 
 
 def test_legacy_run_options_map_to_options():
@@ -255,3 +258,32 @@ def test_a_run_stopped_before_its_first_step_has_empty_histories():
     partial = info.value.partial
     assert partial.losses["prior"].shape == (0, 3) and partial.losses["q"].shape == (0, 3)
     assert partial.timesteps.shape == (0, 3) and partial.metrics == {}
+
+
+def test_a_file_with_params_and_x_starts_from_params(tmp_path):
+    path = tmp_path / "both.safetensors"
+    save_file({"x": torch.tensor([[9.0, 9.0]]), "params": torch.tensor([[1.5, -0.5]])}, str(path))
+    p = prior()
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, init={"type": "file", "path": str(path)})
+    assert torch.equal(optimize(p, Pixels(p), [], [0], o).params, torch.tensor([[1.5, -0.5]]))
+
+
+class _Constant(Term):
+    def log_c(self, x):
+        return torch.zeros(x.shape[0])  # no gradient at all
+
+
+def test_a_clipped_term_without_gradient_next_to_one_with_gradient():
+    """Two clipped terms, the first constant: it adds nothing, the second is cut to its bound."""
+    x, lr, bound = X0.double().clone(), 0.1, 0.5
+    for _ in range(2):
+        g = x - Y
+        g = g * torch.clamp(bound / g.norm(dim=1, keepdim=True), max=1.0)
+        x = x - lr * g
+    p = prior()
+    o = Options(optimizer={"type": "sgd", "steps": 2, "lr": lr}, prior_weight=0.0)
+    terms = [WeightedTerm("c", _Constant(), clip={"max_norm": bound}),
+             WeightedTerm("q", Quadratic(), clip={"max_norm": bound})]
+    result = optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, init_params=X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(result.losses["c"], torch.zeros(2, 2))

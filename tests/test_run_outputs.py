@@ -58,11 +58,16 @@ def test_a_kept_step_state_holds_the_x_of_its_own_step():
     # Pixels' x is the optimised tensor itself: a callback keeping it must not see later steps
     prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
     start = torch.tensor([3.0, -2.0, 1.0, 0.5])
-    kept = []
+    states = []
     result = optimize(prior, Pixels(prior), [], [0], Options(optimizer={"type": "sgd", "steps": 4, "lr": 0.5}),
-                      init_params=start, callbacks=[lambda state: kept.append(state.x)])
+                      init_params=start, callbacks=[states.append])
+    kept = [state.x for state in states]
     assert torch.equal(kept[0], start[None])  # step 0's losses were computed at the start
     assert all(not torch.equal(a, b) for a, b in zip(kept, kept[1:] + [result.x_optimized]))
+    # and the rest of each state is that step's too
+    assert [(s.step, s.steps) for s in states] == [(i, 4) for i in range(4)]
+    for i, state in enumerate(states):
+        assert torch.equal(state.t, result.timesteps[i]) and torch.equal(state.losses["prior"], result.losses["prior"][i])
 
 
 def test_cuda_request_without_cuda_is_a_clear_input_error(tmp_path, capsys):
