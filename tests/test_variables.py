@@ -77,3 +77,17 @@ def test_label_map_starts_near_one_half():
     start = variable.init(generators([0]), "cpu")
     assert start.shape == (1, 4, 32, 32)
     assert start.mean().item() == pytest.approx(0.5, abs=0.005) and start.std().item() == pytest.approx(0.1, abs=0.003)
+
+
+def test_label_map_shares_sum_to_one_even_when_the_masses_do_not():
+    variable = SimplexLabelMap(prior(shape=(3, 1, 1)), sigma_start=0.2, sigma_end=0.2)
+    m = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)  # masses ≈ 0.988, 0, 0: their sum is below 1
+    mass = _phi(0.5 / 0.2) - _phi(-0.5 / 0.2)
+    assert mass < 0.99
+    torch.testing.assert_close(variable.probabilities(m, 0.0).flatten(), torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_bounded_pixels_terms_see_x_as_it_is():
+    variable = BoundedPixels(prior())
+    x = torch.tensor([0.3, -0.9])
+    assert variable.term_view(x) is x

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -100,3 +101,19 @@ def test_tsp_edges_errors_name_what_is_missing():
     torch.testing.assert_close(start[1], torch.randn(5, 5, generator=torch.Generator().manual_seed(4)))
     one = TspEdges(FlatPrior(), torch.rand(1, 5, 2))  # one instance serves any number of samples
     assert one.init([torch.Generator() for _ in range(3)], "cpu").shape == (3, 5, 5)
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 32, 16), (32, 32)])
+def test_tsp_edges_needs_a_one_channel_square_image_prior(shape):
+    class Other(FlatPrior):
+        pass
+
+    Other.shape = shape
+    with pytest.raises(ConfigError, match=r"^variable tsp-edges needs a one-channel square image prior; this prior's samples are "
+                                          + re.escape(str(shape)) + "$"):
+        TspEdges(Other())
+
+
+def test_the_default_temperature_is_the_recipes_tenth():
+    L = torch.tensor([[[0.0, 0.0, 10 * math.log(3.0)], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(TspEdges(FlatPrior()).adjacency(L)[0, 0], torch.tensor([0.0, 0.75, 0.25]))
