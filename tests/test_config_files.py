@@ -158,3 +158,54 @@ def test_betas_at_the_edge_of_the_range_are_accepted():
     from diffprior import Options
 
     assert Options(optimizer={"betas": (0.0, 0.999)}).optimizer.betas == (0.0, 0.999)
+
+
+def _invalid(data):
+    from diffprior.run_config import validate_config
+
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, source="run.toml")
+    return str(info.value)
+
+
+PRIOR = {"type": "gaussian", "shape": [1, 4, 4]}
+
+
+def test_each_kind_of_validation_error_reads_as_a_sentence():
+    assert _invalid({}) == "run.toml: prior: required key is missing"
+    assert _invalid({"prior": PRIOR, "optimizer": {"steps": "many"}}) == (
+        "run.toml: optimizer.steps: Input should be a valid integer, unable to parse string as an integer (got 'many')")
+    assert _invalid({"prior": PRIOR, "optimizer": {"lrr": 0.1}}).startswith(
+        "run.toml: optimizer.lrr: unknown key 'lrr' (did you mean 'lr'?); allowed keys: betas, lr, momentum, steps")
+    assert _invalid({"prior": PRIOR, "seeed": 1}).startswith("run.toml: seeed: unknown key 'seeed' (did you mean 'seed'?)")
+    assert _invalid({"prior": PRIOR, "terms": [{"type": "match", "noize": 1}]}).startswith(
+        "run.toml: terms.0.noize: unknown key 'noize' (did you mean 'noise'?); allowed keys: clip, mask, name, noise")
+    assert _invalid({"prior": PRIOR, "terms": [{"noise": 1}]}).startswith(
+        "run.toml: terms.0: missing 'type' key; available term types: ")
+    assert _invalid({"prior": {"type": 3}}).startswith("run.toml: prior.type: a type is a name in quotes, got 3; available prior types: ")
+    assert _invalid({"prior": PRIOR, "terms": [{"type": "mtach"}]}).startswith(
+        "run.toml: terms.0.type: unknown term type 'mtach' (did you mean 'match'?)")
+
+
+def test_several_errors_are_listed_one_per_line():
+    message = _invalid({"prior": PRIOR, "optimizer": {"steps": 0, "lr": -1}, "batch": 0})
+    lines = message.split("\n  ")
+    assert lines[0] == "run.toml: " and len(lines) == 3
+    assert lines[1].startswith("optimizer.steps: ") and lines[2].startswith("batch: ")
+
+
+def test_no_prior_types_means_a_broken_install():
+    from diffprior.plugins import PluginSettings, Registry
+    from diffprior.run_config import run_config_model
+
+    with pytest.raises(ConfigError, match=r"^no prior types are installed; is the diffprior core installed correctly\?$"):
+        run_config_model(Registry(PluginSettings()))
+
+
+def test_the_json_schema_lists_every_schedule():
+    from diffprior.plugins import get_registry
+    from diffprior.run_config import json_schema
+
+    defs = json_schema()["$defs"]
+    assert {f"schedule:{name}" for name in get_registry().schedules} <= set(defs)
+    assert defs["schedule:linear"]["properties"]["start"]["type"] == "number"
