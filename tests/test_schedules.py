@@ -182,6 +182,9 @@ def test_at_step_passes_the_step_and_the_number_of_steps():
 
 @pytest.mark.parametrize("spec, message", [
     (False, "a schedule is a number or a table, not a boolean"),
+    ({"jitter": 2}, "a schedule table needs a 'type' key, e.g. {type = 'linear', start = 1, end = 0}"),
+    ({"cosine-linear": [1, 0, 1, 0.25, 50, 9]},
+     "schedule 'cosine-linear' takes at most 5 values (high, low, scale, amplitude, period)"),
     ("fast", "a schedule is a number, a table with a 'type' key, or a short table like {linear = [0.01, 0.0]}"),
 ])
 def test_the_whole_message_of_a_bad_schedule(spec, message):
