@@ -77,6 +77,8 @@ def test_label_map_starts_near_one_half():
     start = variable.init(generators([0]), "cpu")
     assert start.shape == (1, 4, 32, 32)
     assert start.mean().item() == pytest.approx(0.5, abs=0.005) and start.std().item() == pytest.approx(0.1, abs=0.003)
+    # drawn from the sample's own generator, like every start
+    torch.testing.assert_close(start[0], 0.5 + 0.1 * torch.randn(4, 32, 32, generator=torch.Generator().manual_seed(0)))
 
 
 def test_label_map_shares_sum_to_one_even_when_the_masses_do_not():
