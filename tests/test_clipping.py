@@ -5,12 +5,14 @@ limit v(s); ``relative r`` has limit r(s)·EMA of the prior-gradient norm, EMA_0
 EMA_k = e·EMA_{k−1} + (1 − e)·‖∇prior‖_k.
 """
 
+from typing import Literal
+
 import pytest
 import torch
 
 from diffprior import ClipPolicy
 from diffprior.clipping import Clipper, MaxNorm, RelativeToPrior
-from diffprior.schedules import Constant, Linear
+from diffprior.schedules import Constant, Linear, Schedule
 
 # two samples: gradient norms 5 (a 3-4-0-0 picture) and 0.5
 GRAD = torch.tensor([[3.0, 4.0, 0.0, 0.0], [0.3, 0.0, 0.4, 0.0]]).view(2, 1, 2, 2)
@@ -79,3 +81,21 @@ def test_relative_follows_an_ema_of_the_prior_norm_per_sample():
     out = clipper(big, torch.tensor([6.0, 0.0]), 1 / 3, 1, 3)
     torch.testing.assert_close(out.flatten(1).norm(dim=1), torch.tensor([2.5, 0.5]))
     torch.testing.assert_close(clipper.prior_norm_ema, torch.tensor([5.0, 1.0]))
+
+
+class StepsLeft(Schedule):
+    """A schedule that reads the step index and the number of steps, as a plugin's may."""
+
+    type: Literal["steps-left"] = "steps-left"
+
+    def __call__(self, s, step=0, steps=1):
+        return float(steps - step)
+
+
+def test_clip_schedules_receive_the_step_and_the_number_of_steps():
+    max_norm = ClipPolicy(mode="max_norm", value=StepsLeft()).clipper()
+    out = max_norm(GRAD * 10, torch.tensor([1.0, 1.0]), 0.7, 7, 10)  # bound 10 − 7 = 3
+    torch.testing.assert_close(out.flatten(1).norm(dim=1), torch.tensor([3.0, 3.0]))
+    relative = ClipPolicy(mode="relative", value=StepsLeft()).clipper()
+    out = relative(GRAD * 10, torch.tensor([1.0, 0.5]), 0.8, 8, 10)  # ratio 10 − 8 = 2 of the prior's norm
+    torch.testing.assert_close(out.flatten(1).norm(dim=1), torch.tensor([2.0, 1.0]))
