@@ -9,8 +9,9 @@
 For each module it prints the kill rate, killed / (killed + not killed), and every mutant not
 killed as a diff. A mutant that makes the tests time out or crash counts as killed; one that no
 selected test reaches ("no tests") counts as not killed. Needs ``pip install mutmut`` (3.x, the
-``bench`` extra); not part of .ci/run: a full pass takes an hour or more of CPU on two shared
-cores.
+``bench`` extra); not part of .ci/run: a full pass takes hours on two shared cores (the small
+modules 5-15 minutes each, optimizer.py's 788 mutants about an hour). Run it niced, with
+OMP_NUM_THREADS=1.
 
 Why mutmut 3. It compiles every mutant of a file into one module behind "trampolines" and
 runs, per mutant, only the tests that reached the mutated function, in processes forked
