@@ -288,6 +288,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
                     value = loss.item()
                 losses.append(value)
                 writer.writerow([step, f"{value:.5f}"])
+                log_file.flush()  # `tail -f losses.csv` follows every step (and a crash loses no row)
                 smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
                 bar.update(1)
                 bar.set_postfix(loss=f"{smoothed:.4f}")
@@ -295,7 +296,6 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
                     model.eval()
                     path = export(step, time.perf_counter() - start, losses)
                     model.train()
-                    log_file.flush()
                 if out_of_time:
                     reason = (f"{stop_requests.name} received" if stop_requests.signal is not None
                               else f"max_minutes = {opt_cfg.max_minutes} reached")
