@@ -19,11 +19,13 @@ classifier (max-pool VGG blocks vs stride-2 convolutions), another training spli
 (``judge`` vs ``prior``), and outlier exposure (noise, blobs, ink spots, overlaid digits
 trained to a flat answer), so its confidence is low on junk. Figures per run:
 
-- judge acc(c): share of samples the judge calls the asked-for class c;
+- judge acc(c): share of samples the judge calls the asked-for class c, with a 95% bootstrap
+  interval over the samples (and one for the mean over classes);
 - judge conf: mean max-softmax of the judge; "> 0.9": share of samples judged with
   confidence above 0.9;
 - diversity: mean pairwise RMS distance between samples (images mapped to [0, 1]); the
   reference is real ``heldout`` digits, of class c for class constraints, all otherwise;
+  with a 95% bootstrap interval (samples resampled, pairs of distinct samples averaged);
 - classes: histogram of the judge's answers among samples judged with confidence > 0.9;
 - the constraint's own figure (symmetry MSE, mean ink, known-pixel MSE, stroke IoU);
 - FD: Fréchet distance of judge features to real heldout digits (of class c, or all);
@@ -71,12 +73,42 @@ def target_class(name: str, config) -> int | None:
     return int(mnist_digits(ref.split)[1][ref.index])
 
 
+BOOTSTRAP = 2000  # resamples of the samples for the 95% intervals
+
+
+def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
+    """RMS distances [n, n] between images mapped to [0, 1]."""
+    flat = ((x.clamp(-1, 1) + 1) / 2).flatten(1).double()
+    return torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+
+
 def diversity(x: torch.Tensor) -> float:
     """Mean pairwise RMS distance between images mapped to [0, 1] (0: all identical)."""
-    flat = ((x.clamp(-1, 1) + 1) / 2).flatten(1)
-    d = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
-    n = len(flat)
-    return float(d.sum() / (n * (n - 1))) if n > 1 else 0.0
+    n = len(x)
+    return float(pairwise_distances(x).sum() / (n * (n - 1))) if n > 1 else 0.0
+
+
+def resamples(n: int, seed: int = 0) -> torch.Tensor:
+    """Bootstrap indices [BOOTSTRAP, n] (the same for every run of a benchmark: reproducible)."""
+    return torch.randint(0, n, (BOOTSTRAP, n), generator=torch.Generator().manual_seed(seed))
+
+
+def interval(values: torch.Tensor) -> list[float]:
+    """The 95% percentile interval of bootstrap statistics."""
+    lo, hi = torch.quantile(values.double(), torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return [lo, hi]
+
+
+def diversity_interval(x: torch.Tensor) -> list[float]:
+    """95% bootstrap interval of the diversity: samples resampled with replacement, the mean
+    taken over pairs of distinct samples (a sample drawn twice is no pair)."""
+    d, idx = pairwise_distances(x), resamples(len(x))
+    means = []
+    for chunk in idx.split(max(1, 4_000_000 // len(x) ** 2)):  # [r, n, n] at a time: bounded memory
+        sub = d[chunk.unsqueeze(2), chunk.unsqueeze(1)]
+        distinct = chunk.unsqueeze(2) != chunk.unsqueeze(1)
+        means.append((sub * distinct).sum((1, 2)) / distinct.sum((1, 2)).clamp_min(1))
+    return interval(torch.cat(means))
 
 
 def judge_figures(x: torch.Tensor, judge, digit: int | None, reference: torch.Tensor) -> dict:
@@ -92,8 +124,13 @@ def judge_figures(x: torch.Tensor, judge, digit: int | None, reference: torch.Te
         "classes": torch.bincount(answer[confident], minlength=10).tolist(),
         "FD": frechet_distance(judge.features(x), reference) if len(x) > 1 else float("nan"),
     }
+    if len(x) > 1:
+        figures["diversity 95%"] = diversity_interval(x)
     if digit is not None:
-        figures["judge acc"] = float((answer == digit).float().mean())
+        hits = (answer == digit).float()
+        figures["judge acc"] = float(hits.mean())
+        figures["hits"] = hits.tolist()  # per sample: for intervals of the mean over classes
+        figures["judge acc 95%"] = interval(hits[resamples(len(hits))].mean(1))
     return figures
 
 
@@ -242,6 +279,10 @@ def summarise(rows) -> dict:
         acc = [r["judge acc"] for r in runs]
         summary["classes"] = len(runs)
         summary["judge acc mean"] = sum(acc) / len(acc)
+        # each class's samples resampled on their own; the interval of the mean over classes
+        means = torch.stack([torch.tensor(r["hits"])[resamples(len(r["hits"]), seed=k)].mean(1)
+                             for k, r in enumerate(runs)]).mean(0)
+        summary["judge acc mean 95%"] = interval(means)
         summary["judge acc min"] = min(acc)
         summary["conf gap (samples - real), min"] = min(r["judge conf"] - real[r["constraint"]]["judge conf"] for r in runs)
         summary["diversity / real, min"] = min(r["diversity"] / real[r["constraint"]]["diversity"] for r in runs)
@@ -257,11 +298,27 @@ def _histogram(classes) -> str:
     return " ".join(f"{d}:{n}" for d, n in enumerate(classes) if n) or "none"
 
 
+def _with_interval(row, key: str, digits: int) -> str:
+    value = f"{row[key]:.{digits}f}"
+    if f"{key} 95%" in row:
+        lo, hi = row[f"{key} 95%"]
+        value += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return value
+
+
 def format_row(row) -> str:
-    acc = f"{row['judge acc']:.2f}" if "judge acc" in row else "—"
+    acc = _with_interval(row, "judge acc", 2) if "judge acc" in row else "—"
     own = ", ".join(f"{k} {row[k]:.3f}" for k in ("sym MSE", "mean ink", "known MSE", "stroke IoU") if k in row) or "—"
     return (f"| {row['constraint']} | {row['condition']} | {acc} | {row['judge conf']:.3f} | {row['confident']:.2f} | "
-            f"{row['diversity']:.3f} | {_histogram(row['classes'])} | {own} | {row['FD']:.0f} | {row['seconds']:.0f} |")
+            f"{_with_interval(row, 'diversity', 3)} | {_histogram(row['classes'])} | {own} | {row['FD']:.0f} | {row['seconds']:.0f} |")
+
+
+def _summary_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{e:.3f}" for e in v) + "]"
+    return str(v)
 
 
 def format_table(rows, summary, args) -> str:
@@ -269,10 +326,10 @@ def format_table(rows, summary, args) -> str:
     head = (f"n = {args.n} samples per run (seeds {args.seed}…{args.seed + args.n - 1}); configs: {', '.join(configs)}"
             + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
             + (f"; prior {args.prior!r}" if args.prior else "") + "\n\n")
-    lines = ["| constraint | samples | judge acc ↑ | judge conf ↑ | > 0.9 | diversity | confident classes | constraint figure | FD ↓ | seconds |",
+    lines = ["| constraint | samples | judge acc ↑ [95%] | judge conf ↑ | > 0.9 | diversity [95%] | confident classes | constraint figure | FD ↓ | seconds |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [format_row(r) for r in rows]
-    tail = "\n\n" + "\n".join(f"- {k}: {v:.3f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in summary.items())
+    tail = "\n\n" + "\n".join(f"- {k}: {_summary_value(v)}" for k, v in summary.items())
     return head + "\n".join(lines) + tail
 
 
