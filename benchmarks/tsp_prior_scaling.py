@@ -5,6 +5,9 @@ plot of gap against images seen (log scale) to read off what the next doubling s
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tsp_prior_scaling.py runs/train-tsp50/snapshots \
         --instances runs/tsp-data-50k/val50.txt --limit 32 --plot docs/tutorials/tsp/scaling.png
 
+``--add-rows`` joins the rows of an earlier session's ``--json`` (same instances and settings),
+so a curve grows across sessions without re-evaluating old snapshots.
+
 Snapshots are NAME-STEP.safetensors + .json pairs (copies of the checkpoint a run rewrites at
 each save). Each is marked as a 50-city tour prior in a temporary copy; the originals are
 not modified.
@@ -26,7 +29,7 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("snapshots", type=Path, help="folder of NAME-STEP.safetensors + .json")
+    parser.add_argument("snapshots", type=Path, nargs="?", help="folder of NAME-STEP.safetensors + .json")
     parser.add_argument("--instances", type=Path, required=True, help="validation instances with reference tours")
     parser.add_argument("--limit", type=int, default=32)
     parser.add_argument("--steps", type=int, default=256, help="optimisation steps per instance")
@@ -35,6 +38,9 @@ def main() -> None:
     parser.add_argument("--cities", type=int, default=50)
     parser.add_argument("--every", type=int, default=1, help="evaluate every k-th snapshot (the last one always)")
     parser.add_argument("--also", type=Path, action="append", default=[], help="another checkpoint to compare")
+    parser.add_argument("--add-rows", type=Path, action="append", default=[],
+                        help="--json of an earlier run on the same instances and settings (e.g. an earlier "
+                             "training session's snapshots): its checkpoint rows join the table and the plot")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -50,7 +56,7 @@ def main() -> None:
         match = re.search(r"-(\d+)\.safetensors$", path.name)
         return int(match.group(1)) if match else -1
 
-    snapshots = sorted(args.snapshots.glob("*.safetensors"), key=step_of)
+    snapshots = sorted(args.snapshots.glob("*.safetensors"), key=step_of) if args.snapshots else []
     chosen = snapshots[:-1][:: args.every] + snapshots[-1:]
     instances = read_instances(args.instances, args.limit)
     coords, reference = instances.coords, tour_lengths(instances.coords, instances.tours)
@@ -84,6 +90,10 @@ def main() -> None:
             print(f"{rows[-1]['name']}: greedy {rows[-1]['greedy_gap']:.2f}%, 2-opt {rows[-1]['two_opt_gap']:.2f}%",
                   flush=True)
 
+    earlier = [row for path in args.add_rows for row in json.loads(path.read_text()) if row["images_seen"] > 0]
+    measured = {r["name"] for r in rows}
+    rows = rows[:1] + sorted(rows[1:] + [r for r in earlier if r["name"] not in measured],
+                             key=lambda r: r["images_seen"])
     print(f"\n{len(coords)} instances of {args.instances}; {args.steps} steps, gradient {args.gradient}, "
           f"precision {args.precision}")
     print("| checkpoint | images seen | greedy gap | greedy + 2-opt gap | heat-map is a tour | s / instance |")
