@@ -11,52 +11,52 @@ from torch import nn
 from torch.nn import functional as F
 
 
-class DigitCNN(nn.Module):
+class _ConvClassifier(nn.Module):
+    """Convolution blocks, a hidden layer (the ``features``) and class logits; subclasses give
+    the blocks and the activation."""
+
+    activation = staticmethod(F.silu)
+
+    def __init__(self, blocks: list[nn.Module], c_out: int, hidden: int, num_classes: int, side: int, dropout: float):
+        super().__init__()
+        self.convs = nn.Sequential(*blocks)
+        self.hidden = nn.Linear(c_out * side * side, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.hidden(self.convs(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+class DigitCNN(_ConvClassifier):
     """Stride-2 convolutions, a hidden layer (the ``features``) and class logits."""
 
     def __init__(self, channels=(32, 64, 128), hidden: int = 64, num_classes: int = 10, in_chans: int = 1,
                  size: int = 32, dropout: float = 0.0):
-        super().__init__()
         layers, c_in = [], in_chans
         for c in channels:
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.SiLU()]
             c_in = c
-        self.convs = nn.Sequential(*layers)
-        side = size // 2 ** len(channels)
-        self.hidden = nn.Linear(c_in * side * side, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.silu(self.hidden(self.convs(x).flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        super().__init__(layers, c_in, hidden, num_classes, size // 2 ** len(channels), dropout)
 
 
-class PoolCNN(nn.Module):
+class PoolCNN(_ConvClassifier):
     """VGG-style blocks (two 3×3 convs, ReLU, 2×2 max-pool), a hidden layer (the ``features``)
     and class logits. The judge's architecture: deliberately unlike the guidance ``DigitCNN``
     (stride-2 convs, SiLU), so that an image tuned against one is not tuned against the other."""
 
+    activation = staticmethod(F.relu)
+
     def __init__(self, channels=(32, 64, 128), hidden: int = 128, num_classes: int = 10, in_chans: int = 1,
                  size: int = 32, dropout: float = 0.3):
-        super().__init__()
         layers, c_in = [], in_chans
         for c in channels:
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c
-        self.convs = nn.Sequential(*layers)
-        side = size // 2 ** len(channels)
-        self.hidden = nn.Linear(c_in * side * side, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.hidden(self.convs(x).flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        super().__init__(layers, c_in, hidden, num_classes, size // 2 ** len(channels), dropout)
 
 
 class StrokeSegmenter(nn.Module):
