@@ -190,6 +190,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "digits", help="folder for grids, table.md, results.json")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--merge", action="store_true",
+                   help="keep the rows of OUT/results.json that this run does not redo (table and summary over both)")
     args = p.parse_args(argv)
 
     from diffprior import optimize, save_grid
@@ -218,8 +220,10 @@ def main(argv=None) -> int:
     class_features = {d: judge.features(heldout[heldout_labels == d]) for d in range(10)}
 
     rows = []  # dicts: constraint, condition, figures
+    # what a constraint's own figure is on real digits (the reference for symmetry and thin)
+    real_own = {k: v for n in ("symmetry", "thin") for k, v in constraint_figures(n, heldout, None).items()}
     rows.append({"constraint": "—", "condition": f"real heldout digits ({len(heldout)})",
-                 **judge_figures(heldout, judge, None, all_features), "seconds": 0.0})
+                 **judge_figures(heldout, judge, None, all_features), **real_own, "seconds": 0.0})
     for d in sorted({target_class(n, None) for n in names if n.startswith("class ")}):
         real = heldout[heldout_labels == d]
         rows.append({"constraint": f"class {d}", "condition": f"real heldout {d}s ({len(real)})",
@@ -261,6 +265,8 @@ def main(argv=None) -> int:
     if class_rows:
         grid = torch.cat([class_rows[d] for d in sorted(class_rows)])
         save_grid(grid, args.out / "classes.png", ncol=args.n, scale=2)
+    if args.merge:
+        rows = merged_rows(args.out / "results.json", rows)
     summary = summarise(rows)
     table = format_table(rows, summary, args)
     (args.out / "table.md").write_text(table + "\n")
@@ -268,6 +274,17 @@ def main(argv=None) -> int:
                                                        "summary": summary}, indent=2, default=str) + "\n")
     print(table)
     return 0
+
+
+def merged_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier results file with those of this run put in place (same
+    constraint and condition), this run's other rows appended."""
+    if not path.exists():
+        return rows
+    new = {(r["constraint"], r["condition"]): r for r in rows}
+    old = json.loads(path.read_text())["rows"]
+    kept = [new.pop((r["constraint"], r["condition"]), r) for r in old]
+    return kept + list(new.values())
 
 
 def summarise(rows) -> dict:
@@ -288,9 +305,12 @@ def summarise(rows) -> dict:
         summary["diversity / real, min"] = min(r["diversity"] / real[r["constraint"]]["diversity"] for r in runs)
         summary["diversity / real, mean"] = sum(r["diversity"] / real[r["constraint"]]["diversity"] for r in runs) / len(runs)
         summary["seconds per class, mean"] = sum(r["seconds"] for r in runs) / len(runs)
+    all_real = next((r for r in rows if r["constraint"] == "—"), None)
     for r in rows:
         if r["constraint"] in ("symmetry", "thin") and r["condition"] == "prior + constraint":
             summary[f"{r['constraint']}: distinct confident classes"] = sum(1 for c in r["classes"] if c > 0)
+            if all_real is not None:
+                summary[f"{r['constraint']}: conf gap (samples - real digits)"] = r["judge conf"] - all_real["judge conf"]
     return summary
 
 
@@ -325,7 +345,8 @@ def format_table(rows, summary, args) -> str:
     configs = sorted({r["config"] for r in rows if "config" in r})
     head = (f"n = {args.n} samples per run (seeds {args.seed}…{args.seed + args.n - 1}); configs: {', '.join(configs)}"
             + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
-            + (f"; prior {args.prior!r}" if args.prior else "") + "\n\n")
+            + (f"; prior {args.prior!r}" if args.prior else "")
+            + ("; merged into the rows of an earlier run in the same folder (see its command)" if args.merge else "") + "\n\n")
     lines = ["| constraint | samples | judge acc ↑ [95%] | judge conf ↑ | > 0.9 | diversity [95%] | confident classes | constraint figure | FD ↓ | seconds |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [format_row(r) for r in rows]

@@ -57,3 +57,22 @@ def test_summary_gives_the_mean_accuracy_over_classes_with_its_interval(bench):
     lo, hi = summary["judge acc mean 95%"]
     assert summary["judge acc mean"] == 0.75 and lo < 0.75 < hi and hi <= 1.0
     assert summary["diversity / real, mean"] == pytest.approx(0.5)
+
+
+def test_merge_puts_rerun_rows_in_place_and_keeps_the_others(bench, tmp_path):
+    import json
+
+    old = [{"constraint": "—", "condition": "real", "judge conf": 0.93},
+           {"constraint": "class 0", "condition": "prior + constraint", "judge conf": 0.99},
+           {"constraint": "thin", "condition": "prior + constraint", "judge conf": 0.50, "classes": [0, 3] + [0] * 8}]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"rows": old}))
+    new = [{"constraint": "thin", "condition": "prior + constraint", "judge conf": 0.92, "classes": [1, 1, 1, 1] + [0] * 6},
+           {"constraint": "symmetry", "condition": "prior + constraint", "judge conf": 0.95, "classes": [0] * 9 + [2]}]
+    rows = bench.merged_rows(path, new)
+    assert [(r["constraint"], r["judge conf"]) for r in rows] == [("—", 0.93), ("class 0", 0.99), ("thin", 0.92),
+                                                                  ("symmetry", 0.95)]
+    summary = bench.summarise(rows)
+    assert summary["thin: distinct confident classes"] == 4 and summary["symmetry: distinct confident classes"] == 1
+    assert summary["thin: conf gap (samples - real digits)"] == pytest.approx(-0.01)
+    assert bench.merged_rows(tmp_path / "none.json", new) == new

@@ -153,7 +153,7 @@ def optimize(
     for p in prior.parameters():
         p.requires_grad_(False)
 
-    params = _initial_params(variable, gens, device, o, B, init_params).requires_grad_(True)
+    params = _initial_params(prior, variable, gens, device, o, B, init_params).requires_grad_(True)
     opt = _make_optimizer([params], o.optimizer)
     energy = FreeEnergy(prior, o.gradient, o.noise_samples)
     clippers = [wt.clip.clipper() for wt in terms]  # fresh per-term, per-sample clip state
@@ -299,7 +299,7 @@ def load_init_file(path) -> torch.Tensor:
     return tensors[key]
 
 
-def _initial_params(variable, gens, device, o: Options, B: int, init_params=None) -> torch.Tensor:
+def _initial_params(prior, variable, gens, device, o: Options, B: int, init_params=None) -> torch.Tensor:
     shape = tuple(variable.param_shape)
     init = o.init
     if init_params is not None or init.type == "file":
@@ -313,9 +313,24 @@ def _initial_params(variable, gens, device, o: Options, B: int, init_params=None
         params = variable.init(gens, device)
     elif init.type == "noise":
         params = init.scale * per_sample_randn(gens, shape, torch.empty(0, device=device))
+    elif init.type == "prior":
+        x = prior_sample(prior, gens, init.steps, init.method)
+        try:
+            params = variable.params_from_x(x)
+        except NotImplementedError as exc:
+            from .errors import ConfigError
+
+            raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters: {exc}") from None
     else:  # zeros
         params = torch.zeros(B, *shape, device=device)
     return params.detach().clone().float()
+
+
+def prior_sample(prior, gens, steps: int, method: str = "ddim") -> torch.Tensor:
+    """One unconditional sample of ``prior`` per generator: pure noise at t = T − 1 drawn
+    from the sample's own generator, denoised to t = 0 in ``steps`` steps."""
+    noise = per_sample_randn(gens, prior.shape, torch.empty(0, device=prior.device))
+    return prior.denoise(noise, prior.T - 1, steps=steps, method=method, generators=gens, add_noise=False)
 
 
 def _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps) -> torch.Tensor:

@@ -57,12 +57,20 @@ class OptimizerConfig(_Strict):
 
 
 class InitConfig(_Strict):
-    """Where the variable's parameters start."""
+    """Where the variable's parameters start.
+
+    ``prior``: an unconditional sample of the prior, drawn per sample from its own generator
+    (``steps`` DDIM or DDPM steps from pure noise), mapped to parameters by the variable's
+    ``params_from_x``. The optimisation then starts at a clean sample and inherits the prior's
+    diversity; with ``timesteps.high`` below T it edits that sample (SDEdit-style) rather than
+    drawing a new one."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    type: Literal["variable", "noise", "zeros", "file"] = "variable"
+    type: Literal["variable", "noise", "zeros", "file", "prior"] = "variable"
     scale: float = Field(1.0, ge=0.0, description="standard deviation for 'noise'")
     path: Optional[ExistingPath] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
+    steps: int = Field(20, gt=0, description="sampler steps for 'prior'")
+    method: Literal["ddim", "ddpm"] = Field("ddim", description="sampler for 'prior': deterministic DDIM or ancestral DDPM")
 
     @model_validator(mode="after")
     def _file_needs_path(self):

@@ -27,6 +27,11 @@ class Variable:
     def to_x(self, params: torch.Tensor, progress: float) -> torch.Tensor:
         raise NotImplementedError
 
+    def params_from_x(self, x: torch.Tensor) -> torch.Tensor:
+        """Parameters whose ``to_x`` is (close to) ``x``: what ``init.type = "prior"`` starts
+        from. Variables that cannot invert their map leave it unimplemented."""
+        raise NotImplementedError(f"{type(self).__name__} does not map an x back to its parameters")
+
     def term_view(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
@@ -41,6 +46,9 @@ class Pixels(Variable):
     def to_x(self, params, progress):
         return params
 
+    def params_from_x(self, x):
+        return x
+
     def term_view(self, x):
         return x.clamp(*self.prior.data_range) if self.clip_terms else x
 
@@ -51,6 +59,11 @@ class BoundedPixels(Variable):
     def to_x(self, params, progress):
         lo, hi = self.prior.data_range
         return lo + (hi - lo) * torch.sigmoid(params)
+
+    def params_from_x(self, x):
+        lo, hi = self.prior.data_range
+        # a prior sample may sit on the range's edge: keep the logit finite (|η| ≤ 9.2)
+        return torch.logit(((x - lo) / (hi - lo)).clamp(1e-4, 1 - 1e-4))
 
 
 class SimplexLabelMap(Variable):
