@@ -168,6 +168,13 @@ def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     # a 2-opt local optimum stays put
     again, moves = two_opt(coords, fast)
     assert (moves == 0).all() and (again == fast).all()
+    # cities on a line at integer positions: lengths are exact and many moves change nothing;
+    # neither 2-opt takes such a move (they would cycle), and both end on the optimum, 2·(max − min)
+    line = np.stack([np.array([0.0, 3, 1, 4, 2, 6, 5, 7]), np.zeros(8)], 1)
+    order = np.array([5, 0, 7, 2, 4, 1, 6, 3])
+    fast, _ = two_opt(line[None], order[None])
+    assert fast[0].tolist() == reference_two_opt(line, order).tolist()
+    assert tour_lengths(line[None], fast)[0] == 14.0
 
 
 # ------------------------------------------------------------------------------ prior, solver and CLI

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffprior import ConfigError
-from diffprior_tsp.raster import EdgeImages, city_masks, pair_indices, segment_masks
+from diffprior_tsp.raster import EdgeImages, city_masks, pair_indices, render_tours, segment_masks
 from diffprior_tsp.variable import TspEdges
 
 
@@ -117,3 +117,27 @@ def test_tsp_edges_needs_a_one_channel_square_image_prior(shape):
 def test_the_default_temperature_is_the_recipes_tenth():
     L = torch.tensor([[[0.0, 0.0, 10 * math.log(3.0)], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
     torch.testing.assert_close(TspEdges(FlatPrior()).adjacency(L)[0, 0], torch.tensor([0.0, 0.75, 0.25]))
+
+
+def test_a_tour_image_at_another_size_drawn_by_hand():
+    # two cities in opposite corners of a 16×16 image: pixels (0, 0) and (15, 15); the tour
+    # goes there and back along the diagonal
+    image = render_tours([[[0.0, 0.0], [1.0, 1.0]]], [[0, 1]], size=16)
+    rows, cols = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    expected = torch.full((16, 16), -1.0)
+    expected[(rows - cols).abs() <= 1] = 0.0  # within 1 of the diagonal: |r − c|/√2 ≤ 1
+    expected[(rows**2 + cols**2 <= 4) | ((rows - 15) ** 2 + (cols - 15) ** 2 <= 4)] = 1.0
+    assert image.shape == (1, 1, 16, 16)
+    assert torch.equal(image[0, 0], expected)
+
+
+def test_coordinates_are_read_in_double_precision_whatever_their_container():
+    # 15 × 0.0666666666 = 0.999999999: pixel column 0 in double precision, but a float32
+    # (what torch makes of a Python list) rounds the product up to 1.0, one pixel over. The
+    # tsp-edges variable reads coordinates in double precision, so its image must agree
+    coords = [[[0.0666666666, 0.5], [0.9, 0.5], [0.5, 0.9]]]
+    exact = torch.tensor(coords, dtype=torch.float64)
+    image = render_tours(coords, [[0, 1, 2]], size=16)
+    assert torch.equal(image, render_tours(exact, [[0, 1, 2]], size=16))
+    # the disc around (7, 0) stops at column 2; column 3 is the line to the next city
+    assert image[0, 0, 7, 2] == 1.0 and image[0, 0, 7, 3] == 0.0
