@@ -179,6 +179,12 @@ def test_greedy_decoding_equals_the_naive_greedy_on_random_heatmaps():
     for b in range(8):
         d = np.array([[math.dist(p, q) for q in coords[b]] for p in coords[b]])
         assert edges(uniform[b]) == naive_greedy_edges(-d)
+    # tied scores (three values over 66 pairs) are inserted in pair order (i, j), as the naive
+    # greedy's stable sort does: decoding is a function of the scores alone
+    tied = np.random.default_rng(28).integers(0, 3, (8, 12, 12)).astype(float)
+    tied = tied + tied.transpose(0, 2, 1)
+    for b, tour in enumerate(greedy_edge_tours(tied)):
+        assert edges(tour) == naive_greedy_edges(tied[b])
 
 
 def test_greedy_tours_follow_the_scores_not_the_indices():
