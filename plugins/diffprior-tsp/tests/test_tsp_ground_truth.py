@@ -153,6 +153,16 @@ def test_edge_scores_divide_the_symmetrised_heatmap_by_the_distance():
                 if i != j:
                     expected = (A[b, i, j] + A[b, j, i]) / math.dist(coords[b, i], coords[b, j])
                     assert scores[b, i, j] == pytest.approx(expected, rel=1e-12)
+    # a heat-map given as float32 (a list, or a network's output) is scored in double precision
+    # too: on a 3-4-5 triangle the distances are exact, so the scores are exactly the float64 sums
+    A32 = np.array([[[0.0, 0.1, 0.7], [0.2, 0.0, 0.3], [0.6, 0.4, 0.0]]], dtype=np.float32)
+    triangle = [[[0.0, 0.0], [0.3, 0.0], [0.0, 0.4]]]
+    exact = A32.astype(np.float64)
+    for heatmap in (A32, A32.tolist(), torch.from_numpy(A32)):
+        scores = edge_scores(heatmap, triangle)
+        assert scores.dtype == np.float64
+        assert scores[0, 0, 1] == (exact[0, 0, 1] + exact[0, 1, 0]) / 0.3
+        assert scores[0, 1, 2] == (exact[0, 1, 2] + exact[0, 2, 1]) / 0.5
 
 
 def test_the_distance_decides_the_greedy_order_on_a_square():

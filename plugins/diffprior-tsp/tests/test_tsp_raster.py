@@ -89,7 +89,7 @@ def test_the_image_draws_pair_weights_on_a_minus_one_background_with_cities_at_o
 
 def test_tsp_edges_errors_name_what_is_missing():
     variable = TspEdges(FlatPrior(), size=5)
-    with pytest.raises(ConfigError, match="has no cities yet"):
+    with pytest.raises(ConfigError, match="^variable tsp-edges has no cities yet: give it instances before the run starts$"):
         variable.init([torch.Generator()], "cpu")
     with pytest.raises(ConfigError, match="the instances have 6 cities but this variable was set up for 5"):
         variable.set_cities(torch.rand(1, 6, 2))
