@@ -161,6 +161,7 @@ def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     coords = random_instances(12, 9, seed=13)
     start = random_tours(12, 9, seed=14)
     fast, moves = two_opt(coords, start)
+    assert moves.dtype == np.int64  # a count of moves per instance
     before, after = tour_lengths(coords, start), tour_lengths(coords, fast)
     assert (after <= before + 1e-12).all() and (moves > 0).any()
     for b in range(12):

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from diffprior.cli import main
-from diffprior_tsp.decode import edge_scores, greedy_edge_tours, two_opt
+from diffprior_tsp.decode import distance_matrices, edge_scores, greedy_edge_tours, two_opt
 from diffprior_tsp.instances import is_tour, random_instances, read_instances, solve_reference, write_instances
 from diffprior_tsp.solver import decode_heatmaps, uniform_heatmap_tours
 
@@ -158,6 +158,8 @@ def test_edge_scores_divide_the_symmetrised_heatmap_by_the_distance():
     A32 = np.array([[[0.0, 0.1, 0.7], [0.2, 0.0, 0.3], [0.6, 0.4, 0.0]]], dtype=np.float32)
     triangle = [[[0.0, 0.0], [0.3, 0.0], [0.0, 0.4]]]
     exact = A32.astype(np.float64)
+    distances = distance_matrices(triangle)  # coordinates from a list are read in double precision
+    assert distances.dtype == torch.float64 and distances[0, 1, 2] == 0.5 and distances[0, 0, 1] == 0.3
     for heatmap in (A32, A32.tolist(), torch.from_numpy(A32)):
         scores = edge_scores(heatmap, triangle)
         assert scores.dtype == np.float64

@@ -64,6 +64,11 @@ def test_weighted_sums_of_edge_images():
     # one instance drawn for several samples: every row on the same cities
     shared = EdgeImages(coords[:1], size=32).weighted_sum(weights)
     torch.testing.assert_close(shared, torch.einsum("bp,pk->bk", weights, masks[0]))
+    # two cities have one pair: three samples of it are three multiples of its one segment
+    two = torch.tensor([[[0.1, 0.1], [0.9, 0.2]]], dtype=torch.float64)
+    samples = torch.tensor([[0.5], [1.0], [0.25]], dtype=torch.float64)
+    drawn = EdgeImages(two, size=32).weighted_sum(samples)
+    torch.testing.assert_close(drawn, samples * _dense(two, 32)[0])
 
 
 def test_adjacency_is_a_row_softmax_of_minus_temperature_times_the_logits():
