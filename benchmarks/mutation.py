@@ -105,7 +105,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
 }
 # always copied beside the tests: what they read relative to their own files
 SUPPORT = ["examples", "docs", "scripts", "README.md", "contrib", "tests/conftest.py", "tests/configs", "plugins/diffprior-tsp/examples", "plugins/diffprior-unet/tests/unet_tiny_arch.py",
-           "plugins/diffprior-unet/tests/conftest.py"]
+           "plugins/diffprior-unet/tests/conftest.py", "plugins/diffprior-tsp/tests/conftest.py"]
 
 
 def _ignore(_, names):
@@ -140,6 +140,7 @@ also_copy = {toml_list(sorted({p.split('/')[0] for p in tests + SUPPORT}))}
 pytest_add_cli_args_test_selection = {toml_list(tests)}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow", "-W", "ignore"]
 process_isolation = "forkserver"
+timeout_multiplier = {TIMEOUT_MULTIPLIER}
 use_git_change_detection = false
 
 [tool.pytest.ini_options]
@@ -166,6 +167,11 @@ def _source_of(mutated: str) -> Path:
     return PACKAGES[package] / rest
 
 
+# mutmut gives a mutant (estimated test time + 1 s) × multiplier × 2 of CPU time; its default
+# multiplier, 15, lets a mutant that loops (2-opt that never stops improving) hold the one
+# process for minutes. Six times the tests' CPU time still tells a hang from a slow machine
+# (the limit is CPU time, not wall time, so other jobs on the cores do not count).
+TIMEOUT_MULTIPLIER = 3.0
 KILLED = ("killed", "timeout", "segfault")  # a mutant that hangs or crashes the tests is caught too
 NOT_KILLED = ("survived", "no tests", "suspicious")  # "no tests": no test reaches the mutated function
 

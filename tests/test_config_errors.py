@@ -87,3 +87,21 @@ def test_override_changes_value(tmp_path):
     cfg = load_config(BROKEN.parent / "ok.toml", ["optimizer.steps=7", "terms.0.weight={linear=[1, 0]}", "seed=3"])
     assert cfg.optimizer.steps == 7 and cfg.seed == 3
     assert cfg.terms[0].weight.type == "linear" and cfg.terms[0].weight(0.5) == 0.5
+
+
+def test_format_validation_error_names_unknown_and_missing_types_itself():
+    # validate_config reports unknown and missing types before pydantic does; a caller of the
+    # exported format_validation_error gets the same sentences from pydantic's union errors
+    from pydantic import ValidationError
+
+    from diffprior.config import format_validation_error
+    from diffprior.plugins import get_registry
+    from diffprior.run_config import run_config_model
+
+    registry = get_registry()
+    data = {"prior": {"type": "nope"}, "terms": [{"weight": 1.0}]}
+    with pytest.raises(ValidationError) as caught:
+        run_config_model(registry).model_validate(data, context={"registry": registry})
+    lines = format_validation_error(caught.value, data, registry)
+    assert lines == [f"prior.type: {registry.unknown_message('prior', 'nope')}",
+                     "terms.0: missing 'type' key; available term types: " + ", ".join(registry.names("term"))]

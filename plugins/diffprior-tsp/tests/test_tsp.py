@@ -161,6 +161,7 @@ def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     coords = random_instances(12, 9, seed=13)
     start = random_tours(12, 9, seed=14)
     fast, moves = two_opt(coords, start)
+    assert moves.dtype == np.int64  # a count of moves per instance
     before, after = tour_lengths(coords, start), tour_lengths(coords, fast)
     assert (after <= before + 1e-12).all() and (moves > 0).any()
     for b in range(12):
@@ -168,6 +169,13 @@ def test_two_opt_matches_the_naive_reference_and_never_lengthens():
     # a 2-opt local optimum stays put
     again, moves = two_opt(coords, fast)
     assert (moves == 0).all() and (again == fast).all()
+    # cities on a line at integer positions: lengths are exact and many moves change nothing;
+    # neither 2-opt takes such a move (they would cycle), and both end on the optimum, 2·(max − min)
+    line = np.stack([np.array([0.0, 3, 1, 4, 2, 6, 5, 7]), np.zeros(8)], 1)
+    order = np.array([5, 0, 7, 2, 4, 1, 6, 3])
+    fast, _ = two_opt(line[None], order[None])
+    assert fast[0].tolist() == reference_two_opt(line, order).tolist()
+    assert tour_lengths(line[None], fast)[0] == 14.0
 
 
 # ------------------------------------------------------------------------------ prior, solver and CLI

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from diffprior.cli import main
-from diffprior_tsp.decode import edge_scores, greedy_edge_tours, two_opt
+from diffprior_tsp.decode import distance_matrices, edge_scores, greedy_edge_tours, two_opt
 from diffprior_tsp.instances import is_tour, random_instances, read_instances, solve_reference, write_instances
 from diffprior_tsp.solver import decode_heatmaps, uniform_heatmap_tours
 
@@ -153,6 +153,18 @@ def test_edge_scores_divide_the_symmetrised_heatmap_by_the_distance():
                 if i != j:
                     expected = (A[b, i, j] + A[b, j, i]) / math.dist(coords[b, i], coords[b, j])
                     assert scores[b, i, j] == pytest.approx(expected, rel=1e-12)
+    # a heat-map given as float32 (a list, or a network's output) is scored in double precision
+    # too: on a 3-4-5 triangle the distances are exact, so the scores are exactly the float64 sums
+    A32 = np.array([[[0.0, 0.1, 0.7], [0.2, 0.0, 0.3], [0.6, 0.4, 0.0]]], dtype=np.float32)
+    triangle = [[[0.0, 0.0], [0.3, 0.0], [0.0, 0.4]]]
+    exact = A32.astype(np.float64)
+    distances = distance_matrices(triangle)  # coordinates from a list are read in double precision
+    assert distances.dtype == torch.float64 and distances[0, 1, 2] == 0.5 and distances[0, 0, 1] == 0.3
+    for heatmap in (A32, A32.tolist(), torch.from_numpy(A32)):
+        scores = edge_scores(heatmap, triangle)
+        assert scores.dtype == np.float64
+        assert scores[0, 0, 1] == (exact[0, 0, 1] + exact[0, 1, 0]) / 0.3
+        assert scores[0, 1, 2] == (exact[0, 1, 2] + exact[0, 2, 1]) / 0.5
 
 
 def test_the_distance_decides_the_greedy_order_on_a_square():
@@ -179,6 +191,12 @@ def test_greedy_decoding_equals_the_naive_greedy_on_random_heatmaps():
     for b in range(8):
         d = np.array([[math.dist(p, q) for q in coords[b]] for p in coords[b]])
         assert edges(uniform[b]) == naive_greedy_edges(-d)
+    # tied scores (three values over 66 pairs) are inserted in pair order (i, j), as the naive
+    # greedy's stable sort does: decoding is a function of the scores alone
+    tied = np.random.default_rng(28).integers(0, 3, (8, 12, 12)).astype(float)
+    tied = tied + tied.transpose(0, 2, 1)
+    for b, tour in enumerate(greedy_edge_tours(tied)):
+        assert edges(tour) == naive_greedy_edges(tied[b])
 
 
 def test_greedy_tours_follow_the_scores_not_the_indices():

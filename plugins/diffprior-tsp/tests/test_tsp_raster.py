@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffprior import ConfigError
-from diffprior_tsp.raster import EdgeImages, city_masks, pair_indices, segment_masks
+from diffprior_tsp.raster import EdgeImages, city_masks, pair_indices, render_tours, segment_masks
 from diffprior_tsp.variable import TspEdges
 
 
@@ -64,6 +64,11 @@ def test_weighted_sums_of_edge_images():
     # one instance drawn for several samples: every row on the same cities
     shared = EdgeImages(coords[:1], size=32).weighted_sum(weights)
     torch.testing.assert_close(shared, torch.einsum("bp,pk->bk", weights, masks[0]))
+    # two cities have one pair: three samples of it are three multiples of its one segment
+    two = torch.tensor([[[0.1, 0.1], [0.9, 0.2]]], dtype=torch.float64)
+    samples = torch.tensor([[0.5], [1.0], [0.25]], dtype=torch.float64)
+    drawn = EdgeImages(two, size=32).weighted_sum(samples)
+    torch.testing.assert_close(drawn, samples * _dense(two, 32)[0])
 
 
 def test_adjacency_is_a_row_softmax_of_minus_temperature_times_the_logits():
@@ -89,7 +94,7 @@ def test_the_image_draws_pair_weights_on_a_minus_one_background_with_cities_at_o
 
 def test_tsp_edges_errors_name_what_is_missing():
     variable = TspEdges(FlatPrior(), size=5)
-    with pytest.raises(ConfigError, match="has no cities yet"):
+    with pytest.raises(ConfigError, match="^variable tsp-edges has no cities yet: give it instances before the run starts$"):
         variable.init([torch.Generator()], "cpu")
     with pytest.raises(ConfigError, match="the instances have 6 cities but this variable was set up for 5"):
         variable.set_cities(torch.rand(1, 6, 2))
@@ -117,3 +122,27 @@ def test_tsp_edges_needs_a_one_channel_square_image_prior(shape):
 def test_the_default_temperature_is_the_recipes_tenth():
     L = torch.tensor([[[0.0, 0.0, 10 * math.log(3.0)], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
     torch.testing.assert_close(TspEdges(FlatPrior()).adjacency(L)[0, 0], torch.tensor([0.0, 0.75, 0.25]))
+
+
+def test_a_tour_image_at_another_size_drawn_by_hand():
+    # two cities in opposite corners of a 16×16 image: pixels (0, 0) and (15, 15); the tour
+    # goes there and back along the diagonal
+    image = render_tours([[[0.0, 0.0], [1.0, 1.0]]], [[0, 1]], size=16)
+    rows, cols = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
+    expected = torch.full((16, 16), -1.0)
+    expected[(rows - cols).abs() <= 1] = 0.0  # within 1 of the diagonal: |r − c|/√2 ≤ 1
+    expected[(rows**2 + cols**2 <= 4) | ((rows - 15) ** 2 + (cols - 15) ** 2 <= 4)] = 1.0
+    assert image.shape == (1, 1, 16, 16)
+    assert torch.equal(image[0, 0], expected)
+
+
+def test_coordinates_are_read_in_double_precision_whatever_their_container():
+    # 15 × 0.0666666666 = 0.999999999: pixel column 0 in double precision, but a float32
+    # (what torch makes of a Python list) rounds the product up to 1.0, one pixel over. The
+    # tsp-edges variable reads coordinates in double precision, so its image must agree
+    coords = [[[0.0666666666, 0.5], [0.9, 0.5], [0.5, 0.9]]]
+    exact = torch.tensor(coords, dtype=torch.float64)
+    image = render_tours(coords, [[0, 1, 2]], size=16)
+    assert torch.equal(image, render_tours(exact, [[0, 1, 2]], size=16))
+    # the disc around (7, 0) stops at column 2; column 3 is the line to the next city
+    assert image[0, 0, 7, 2] == 1.0 and image[0, 0, 7, 3] == 0.0
