@@ -4,7 +4,8 @@ bootstrap interval of the mIoU difference; writes a JSON of every figure and a p
 
 Methods (all see only the image and the coarse map; the true labels are used for scoring only):
   prior+nmi+kl   the run config examples/landcover.toml (bundled label-map prior, nmi, lowres-kl)
-  nmi+kl         the same optimisation without the prior (prior weight 0)
+  nmi+kl         the same optimisation without the prior (prior weight 0), with its own tuned
+                 lowres-kl (--set-free; default: no class table)
   coarse-nearest the coarse map upsampled by nearest neighbour
   coarse-bilinear the one-hot coarse map upsampled bilinearly, then argmax
   kmeans         k colour clusters (k-means on RGB, per image), each cluster given the class the
