@@ -21,6 +21,7 @@ from .errors import NonFiniteError
 from .options import OptimizerConfig, Options
 from .rng import generators, per_sample_randn, per_sample_uniform
 from .schedules import Schedule, as_schedule
+from .variables import maps_x_back
 
 
 @dataclass
@@ -314,13 +315,12 @@ def _initial_params(prior, variable, gens, device, o: Options, B: int, init_para
     elif init.type == "noise":
         params = init.scale * per_sample_randn(gens, shape, torch.empty(0, device=device))
     elif init.type == "prior":
-        x = prior_sample(prior, gens, init.steps, init.method)
-        try:
-            params = variable.params_from_x(x)
-        except NotImplementedError as exc:
+        if not maps_x_back(variable):  # refuse before spending the prior's sampling steps
             from .errors import ConfigError
 
-            raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters: {exc}") from None
+            raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters: "
+                              f"{type(variable).__name__} does not define params_from_x")
+        params = variable.params_from_x(prior_sample(prior, gens, init.steps, init.method))
     else:  # zeros
         params = torch.zeros(B, *shape, device=device)
     return params.detach().clone().float()

@@ -39,7 +39,7 @@ def build(config, *, seeds=None, base_dir: Path | None = None, indices=None, pri
     import torch
 
     from .optimizer import WeightedTerm
-    from .variables import Variable
+    from .variables import maps_x_back
 
     from .checks import check_run, memory_problem
 
@@ -57,7 +57,7 @@ def build(config, *, seeds=None, base_dir: Path | None = None, indices=None, pri
     if problem:
         raise ConfigError(problem)
     variable = config.variable.build(ctx)
-    if config.init.type == "prior" and getattr(type(variable), "params_from_x", None) in (None, Variable.params_from_x):
+    if config.init.type == "prior" and not maps_x_back(variable):
         raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters; "
                           f"{type(variable).__name__} (variable.type = {config.variable.type!r}) does not "
                           f"define params_from_x")

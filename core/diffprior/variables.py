@@ -36,6 +36,13 @@ class Variable:
         return x
 
 
+def maps_x_back(variable) -> bool:
+    """Whether ``variable`` defines ``params_from_x`` (``init.type = "prior"`` needs it); plugin
+    variables need not subclass :class:`Variable`."""
+    method = getattr(type(variable), "params_from_x", None)
+    return method is not None and method is not Variable.params_from_x
+
+
 class Pixels(Variable):
     """x = η, started from N(0, I); terms see clip(η) to the data range when ``clip_terms``."""
 
