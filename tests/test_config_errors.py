@@ -1,5 +1,6 @@
 """Every broken config exits with code 2 and one readable message naming the file and key."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,153 @@ def test_format_validation_error_names_unknown_and_missing_types_itself():
     lines = format_validation_error(caught.value, data, registry)
     assert lines == [f"prior.type: {registry.unknown_message('prior', 'nope')}",
                      "terms.0: missing 'type' key; available term types: " + ", ".join(registry.names("term"))]
+
+
+# ---------------------------------------------------------------- whole messages, key by key
+GAUSSIAN = {"type": "gaussian", "shape": [1, 4, 4], "mean": 0.5, "var": 0.1}
+MATCH = {"type": "match", "target": -0.5, "weight": 0.01}
+
+
+def _message(data, registry=None) -> str:
+    from diffprior.config import validate_config
+    from diffprior.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        validate_config(data, registry=registry)
+    return str(caught.value)
+
+
+def _names(kind):
+    from diffprior.plugins import get_registry
+
+    return get_registry().names(kind)
+
+
+def test_every_unknown_or_missing_type_is_named_with_its_place():
+    from diffprior.plugins import get_registry
+
+    registry = get_registry()
+    data = {"prior": {"type": "gausian"}, "variable": {"type": "pixel"},
+            "terms": [MATCH, {"type": "mtach"}, {"weight": 1.0}, {"type": 3}]}
+    assert _message(data).split("\n  ")[1:] == [
+        f"prior.type: {registry.unknown_message('prior', 'gausian')}",
+        f"variable.type: {registry.unknown_message('variable', 'pixel')}",
+        f"terms.1.type: {registry.unknown_message('term', 'mtach')}",
+        "terms.2: missing 'type' key; available term types: " + ", ".join(_names("term")),
+        "terms.3.type: a type is a name in quotes, got 3; available term types: " + ", ".join(_names("term")),
+    ]
+    assert _message({"prior": GAUSSIAN, "variable": {"scale": 1}}) == (
+        "variable: missing 'type' key; available variable types: " + ", ".join(_names("variable")))
+    assert _message({"prior": GAUSSIAN, "variable": {"type": [1]}}) == (
+        "variable.type: a type is a name in quotes, got [1]; available variable types: " + ", ".join(_names("variable")))
+
+
+def test_unknown_keys_name_the_allowed_ones_of_their_own_table():
+    from diffprior.options import InitConfig
+
+    init_keys = ", ".join(sorted(InitConfig.model_fields))
+    # a close name is suggested, a far one is not (and nothing else is appended)
+    assert _message({"prior": GAUSSIAN, "init": {"type": "noise", "scael": 2}}) == (
+        f"init.scael: unknown key 'scael' (did you mean 'scale'?); allowed keys: {init_keys}")
+    assert _message({"prior": GAUSSIAN, "init": {"type": "noise", "zzzz": 2}}) == (
+        f"init.zzzz: unknown key 'zzzz'; allowed keys: {init_keys}")
+    # a schedule's table has no fixed key list here: the key is named, nothing is guessed
+    assert _message({"prior": GAUSSIAN, "timesteps": {"type": "cosine-linear", "zzzz": 1}}) == (
+        "timesteps.zzzz: unknown key 'zzzz'")
+    from diffprior.plugins import get_registry
+
+    match_keys = ", ".join(sorted(get_registry().get("term", "match").model_fields))
+    assert _message({"prior": GAUSSIAN, "terms": [MATCH, dict(MATCH, zzzz=1)]}) == (
+        f"terms.1.zzzz: unknown key 'zzzz'; allowed keys: {match_keys}")
+
+
+def test_value_messages_show_the_value_only_where_it_helps():
+    # a wrong scalar is shown; a validator's own sentence is not followed by "(got ...)"
+    assert _message({"prior": GAUSSIAN, "batch": "abc"}) == (
+        "batch: Input should be a valid integer, unable to parse string as an integer (got 'abc')")
+    assert _message({"prior": GAUSSIAN, "terms": [dict(MATCH, weight="abc")]}) == (
+        "terms.0.weight: a schedule is a number, a table with a 'type' key, or a short table like "
+        "{linear = [0.01, 0.0]}")
+    assert _message({"prior": GAUSSIAN, "optimizer": {"lr": {"exponential": [1, "a"]}}}) == (
+        "optimizer.lr.end: Input should be a valid number, unable to parse string as a number (got 'a')")
+
+
+def test_a_config_that_is_not_a_table_is_reported_at_the_top_level():
+    assert _message([GAUSSIAN]).startswith("(top level): Input should be a valid dictionary")
+
+
+def _registry_with_extra_term(name):
+    """A registry that is not the installed one: the installed plugins plus one more term."""
+    from typing import Literal
+
+    from diffprior.config import TermConfig
+    from diffprior.plugins import PluginSettings, Registration, load
+
+    class ExtraConfig(TermConfig):
+        type: Literal[name] = name  # type: ignore[valid-type]
+
+    registry = load(PluginSettings())
+    registry.entries["term"][name] = Registration("term", name, ExtraConfig, "test-only")
+    return registry
+
+
+def test_validation_and_schema_use_the_registry_they_are_given():
+    from diffprior.config import json_schema, validate_config
+    from diffprior.plugins import get_registry
+
+    registry = _registry_with_extra_term("only-in-this-registry")
+    assert "only-in-this-registry" not in get_registry().names("term")
+    config = validate_config({"prior": GAUSSIAN, "terms": [{"type": "only-in-this-registry"}]}, registry=registry)
+    assert config.terms[0].type == "only-in-this-registry"
+    assert "only-in-this-registry" in json.dumps(json_schema(registry))
+    assert "only-in-this-registry" not in json.dumps(json_schema())
+    # ... and the unknown-key hint lists that registry's term keys
+    assert _message({"prior": GAUSSIAN, "terms": [{"type": "only-in-this-registry", "zzzz": 1}]}, registry) == (
+        "terms.0.zzzz: unknown key 'zzzz'; allowed keys: " + ", ".join(sorted(registry.get("term", "only-in-this-registry").model_fields)))
+
+
+def test_format_validation_error_on_another_models_unions():
+    # a plugin's own unions (not prior/variable/terms) keep pydantic's sentence, at the right
+    # place; union-member labels ('list[int]', 'function-after[...]', 'constrained-str') are
+    # dropped from the place
+    from typing import Annotated, Literal, Union
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, constr
+
+    from diffprior.config import format_validation_error
+    from diffprior.plugins import get_registry
+
+    def non_negative(v):
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    class Disc(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        type: Literal["disc"] = "disc"
+        size: int = 1
+
+    class Ring(BaseModel):
+        type: Literal["ring"] = "ring"
+
+    class Shape(BaseModel):
+        shape: Annotated[Union[Disc, Ring], Field(discriminator="type")] = Disc()
+        sizes: Union[Annotated[int, AfterValidator(non_negative)], list[int]] = 1
+        label: Union[constr(min_length=3), list[str]] = "abc"
+
+    def lines(data):
+        with pytest.raises(ValidationError) as caught:
+            Shape.model_validate(data)
+        return format_validation_error(caught.value, data, get_registry())
+
+    assert lines({"shape": {"type": "star"}}) == [
+        "shape: Input tag 'star' found using 'type' does not match any of the expected tags: 'disc', 'ring'"]
+    assert lines({"shape": {"size": 2}}) == ["shape: Unable to extract tag using discriminator 'type'"]
+    assert lines({"shape": {"type": "disc", "size": "x"}}) == [
+        "shape.size: Input should be a valid integer, unable to parse string as an integer (got 'x')"]
+    assert lines({"sizes": -1}) == ["sizes: must be >= 0", "sizes: Input should be a valid list (got -1)"]
+    assert lines({"sizes": [1, "x"]}) == [
+        "sizes: Input should be a valid integer",
+        "sizes.1: Input should be a valid integer, unable to parse string as an integer (got 'x')"]
+    assert lines({"label": "x"}) == ["label: String should have at least 3 characters (got 'x')",
+                                     "label: Input should be a valid list (got 'x')"]

@@ -209,3 +209,28 @@ def test_the_json_schema_lists_every_schedule():
     defs = json_schema()["$defs"]
     assert {f"schedule:{name}" for name in get_registry().schedules} <= set(defs)
     assert defs["schedule:linear"]["properties"]["start"]["type"] == "number"
+
+
+def test_resolve_path_without_a_config_folder_keeps_the_path_as_given(tmp_path):
+    from diffprior.config import resolve_path
+
+    # called from Python (no validation info) or with no base_dir: nothing is prefixed
+    assert resolve_path("weights/prior.safetensors", None, must_exist=False) == Path("weights/prior.safetensors")
+    (tmp_path / "here.txt").write_text("x")
+    assert resolve_path(tmp_path / "here.txt", None) == tmp_path / "here.txt"
+    with pytest.raises(ValueError, match="file not found: nowhere.txt"):
+        resolve_path("nowhere.txt", None)
+
+
+def test_a_terms_own_clip_policy_applies_unless_the_config_sets_one():
+    from typing import Literal
+
+    from diffprior.config import TermConfig
+
+    class ClippedConfig(TermConfig):
+        type: Literal["clipped"] = "clipped"
+        default_clip = {"max_norm": 2.5}
+
+    own = ClippedConfig().resolved_clip()
+    assert (own.mode, own.value(0.0), own.value(1.0)) == ("max_norm", 2.5, 2.5)
+    assert ClippedConfig(clip="none").resolved_clip().mode == "none"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import Field, PrivateAttr, ValidationError, create_model
 
-from .errors import ConfigError, unknown_name_message
+from .errors import ConfigError
 from .options import DenoiseConfig, InitConfig, OptimizerConfig, Options
 
 
@@ -80,8 +80,8 @@ def _describe_loc(loc: tuple, data: Any) -> tuple[str, Any, Any]:
             parts.append(str(item))
         elif isinstance(item, str) and isinstance(node, dict) and node.get("type") == item:
             continue  # discriminated-union tag
-        elif isinstance(item, str) and ("[" in item or item in ("constrained-str", "function-before", "function-after")):
-            continue
+        elif isinstance(item, str) and ("[" in item or item.startswith("constrained-")):
+            continue  # a union member's label: 'list[float]', 'function-after[check(), int]', 'constrained-str'
         else:
             parts.append(str(item))
             parent, node = node, None
@@ -91,19 +91,27 @@ def _describe_loc(loc: tuple, data: Any) -> tuple[str, Any, Any]:
 _KIND_OF_KEY = {"prior": "prior", "variable": "variable", "terms": "term"}
 
 
+def _plugin_union_at(loc: tuple) -> str | None:
+    """The plugin kind whose union of config classes ``loc`` points at: ('prior',),
+    ('variable',) or ('terms', i). Other unions (a plugin's own, another model's) keep
+    pydantic's message."""
+    if len(loc) == 1 and loc[0] in ("prior", "variable"):
+        return loc[0]
+    if len(loc) == 2 and loc[0] == "terms" and isinstance(loc[1], int):
+        return "term"
+    return None
+
+
 def format_validation_error(exc: ValidationError, data: dict, registry) -> list[str]:
     lines = []
     for err in exc.errors(include_url=False):
         where, node, parent = _describe_loc(tuple(err["loc"]), data)
-        kind_key = str(err["loc"][0]) if err["loc"] else ""
+        kind = _plugin_union_at(tuple(err["loc"]))
         etype = err["type"]
-        if etype == "union_tag_invalid":
-            kind = _KIND_OF_KEY.get(kind_key, "type")
-            msg = (registry.unknown_message(kind, err["ctx"]["tag"]) if kind in registry.entries
-                   else unknown_name_message(kind, err["ctx"]["tag"], []))
+        if etype == "union_tag_invalid" and kind:
+            msg = registry.unknown_message(kind, err["ctx"]["tag"])
             where = where + ".type"
-        elif etype == "union_tag_not_found":
-            kind = _KIND_OF_KEY.get(kind_key, "type")
+        elif etype == "union_tag_not_found" and kind:
             msg = f"missing 'type' key; available {kind} types: " + ", ".join(registry.names(kind))
         elif etype == "extra_forbidden":
             key = where.rsplit(".", 1)[-1]
