@@ -287,3 +287,105 @@ def test_a_clipped_term_without_gradient_next_to_one_with_gradient():
     result = optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, init_params=X0)
     torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(result.losses["c"], torch.zeros(2, 2))
+
+
+def test_the_returned_x_is_the_variables_map_at_the_end_of_the_run():
+    # a label map's σ anneals with progress: x_optimized is the map at progress 1 (σ_end)
+    from diffprior.variables import SimplexLabelMap
+
+    p = GaussianPrior(torch.zeros(3, 2, 2), torch.ones(3, 2, 2), NoiseSchedule.linear(1000))
+    variable = SimplexLabelMap(p, sigma_start=0.5, sigma_end=0.05)
+    start = torch.linspace(0.2, 1.3, 12).view(3, 2, 2)
+    result = optimize(p, variable, [], [0], Options(optimizer={"steps": 2, "lr": 0.0}), init_params=start)
+    torch.testing.assert_close(result.x_optimized, variable.to_x(start[None], 1.0))
+    assert not torch.allclose(result.x_optimized, variable.to_x(start[None], 0.5), atol=1e-3)
+
+
+def test_denoising_follows_its_method_its_steps_and_each_samples_seed():
+    p = GaussianPrior(torch.zeros(4), torch.full((4,), 0.5), NoiseSchedule.linear(1000))
+
+    def denoised(seed, **denoise):
+        o = Options(optimizer={"steps": 1, "lr": 0.0}, denoise={"from_t": 300, **denoise})
+        return optimize(p, Pixels(p), [], [seed], o, init_params=torch.full((4,), 0.3)).x
+
+    ddpm = denoised(7, method="ddpm", steps=5)
+    torch.manual_seed(123)  # the global generator plays no part: the sample's own seed decides
+    assert torch.equal(denoised(7, method="ddpm", steps=5), ddpm)
+    assert (denoised(8, method="ddpm", steps=5) - ddpm).abs().max() > 1e-3  # another seed, other noise
+    ddim = denoised(7, method="ddim", steps=5)
+    assert (ddim - ddpm).abs().max() > 1e-3
+    assert (denoised(7, method="ddim", steps=1) - ddim).abs().max() > 1e-3
+    assert (denoised(7, method="ddim") - ddim).abs().max() > 1e-4  # default: every timestep
+
+
+def test_legacy_run_options_warn_at_the_callers_line_and_take_a_scale_alone():
+    with pytest.warns(DeprecationWarning) as caught:
+        o = RunOptions(init_scale=2.5)
+    assert caught[0].filename == __file__
+    assert (o.init.type, o.init.scale) == (Options().init.type, 2.5)
+
+
+def test_a_broken_init_file_is_named_as_init_path(tmp_path):
+    path = tmp_path / "start.safetensors"
+    path.write_bytes(b"not a tensor file")
+    o = Options(optimizer={"steps": 1}, init={"type": "file", "path": str(path)})
+    with pytest.raises(ConfigError, match=rf"^init.path {path} is not a readable safetensors file"):
+        optimize(prior(), Pixels(prior()), [], [0], o)
+
+
+class _Unconnected(Term):
+    """A score with a gradient that does not reach x (e.g. a term's own learnable scale)."""
+
+    def __init__(self):
+        self.scale = torch.zeros((), requires_grad=True)
+
+    def log_c(self, x):
+        return self.scale.expand(x.shape[0])
+
+
+def test_a_clipped_term_whose_gradient_misses_x_before_one_that_reaches_it():
+    x, lr, bound = X0.double().clone(), 0.1, 0.5
+    for _ in range(2):
+        g = x - Y
+        x = x - lr * g * torch.clamp(bound / g.norm(dim=1, keepdim=True), max=1.0)
+    p = prior()
+    o = Options(optimizer={"type": "sgd", "steps": 2, "lr": lr}, prior_weight=0.0)
+    terms = [WeightedTerm("u", _Unconnected(), clip={"max_norm": bound}),
+             WeightedTerm("q", Quadratic(), clip={"max_norm": bound})]
+    result = optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, init_params=X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+
+
+class _Frozen(Pixels):
+    """A variable whose x does not depend on its parameters."""
+
+    def to_x(self, params, progress):
+        return torch.full_like(params, 0.5).detach()
+
+
+@pytest.mark.parametrize("clip", ["none", {"max_norm": 1.0}])
+def test_parameters_that_x_does_not_depend_on_stay_where_they_are(clip):
+    p = prior()
+    o = Options(optimizer={"type": "sgd", "steps": 3, "lr": 0.1})
+    result = optimize(p, _Frozen(p), [WeightedTerm("q", Quadratic(), clip=clip)], [0, 1], o, init_params=X0)
+    assert torch.equal(result.params, X0)
+
+
+@pytest.mark.parametrize("n_terms", [1, 2])
+def test_a_clip_that_never_bites_changes_nothing_through_a_nonlinear_variable(n_terms):
+    # bounded pixels (a sigmoid, whose backward needs its saved output) and the full prior
+    # gradient: the per-term gradients of the clipped path must equal one fused backward pass;
+    # the bound follows the paper's cosine-linear shape (it depends on the step index)
+    from diffprior import BoundedPixels
+
+    p = GaussianPrior(torch.zeros(2), torch.ones(2), NoiseSchedule.linear(1000), data_range=(-1.0, 1.0))
+    never = {"max_norm": {"type": "cosine-linear", "high": 1e6, "low": 1e5}}
+
+    def run(clip):
+        terms = [WeightedTerm(f"q{k}", Quadratic(), clip=clip) for k in range(n_terms)]
+        o = Options(optimizer={"type": "sgd", "steps": 4, "lr": 0.2}, gradient="full", timesteps=300)
+        return optimize(p, BoundedPixels(p), terms, [0, 1], o, init_params=X0).params
+
+    fused, clipped = run("none"), run(never)
+    torch.testing.assert_close(clipped, fused, rtol=1e-5, atol=1e-6)
+    assert (fused - X0).abs().min() > 1e-3  # the run moved every parameter
