@@ -100,11 +100,12 @@ def test_format_validation_error_names_unknown_and_missing_types_itself():
     from diffprior.run_config import run_config_model
 
     registry = get_registry()
-    data = {"prior": {"type": "nope"}, "terms": [{"weight": 1.0}]}
+    data = {"prior": {"type": "nope"}, "variable": {"type": "pixle"}, "terms": [{"weight": 1.0}]}
     with pytest.raises(ValidationError) as caught:
         run_config_model(registry).model_validate(data, context={"registry": registry})
     lines = format_validation_error(caught.value, data, registry)
     assert lines == [f"prior.type: {registry.unknown_message('prior', 'nope')}",
+                     f"variable.type: {registry.unknown_message('variable', 'pixle')}",
                      "terms.0: missing 'type' key; available term types: " + ", ".join(registry.names("term"))]
 
 
@@ -256,3 +257,43 @@ def test_format_validation_error_on_another_models_unions():
         "sizes.1: Input should be a valid integer, unable to parse string as an integer (got 'x')"]
     assert lines({"label": "x"}) == ["label: String should have at least 3 characters (got 'x')",
                                      "label: Input should be a valid list (got 'x')"]
+
+
+def test_a_registry_with_one_class_of_a_kind_and_no_default_variable():
+    # one term class is no union (pydantic needs two); without a 'pixels' variable the
+    # variable table is required rather than filled in
+    from diffprior.config import validate_config
+    from diffprior.plugins import PluginSettings, load
+
+    registry = load(PluginSettings())
+    registry.entries["term"] = {"match": registry.entries["term"]["match"]}
+    registry.entries["variable"] = {"bounded-pixels": registry.entries["variable"]["bounded-pixels"]}
+    config = validate_config({"prior": GAUSSIAN, "variable": {"type": "bounded-pixels"}, "terms": [MATCH]},
+                             registry=registry)
+    assert (config.terms[0].type, config.variable.type) == ("match", "bounded-pixels")
+    assert _message({"prior": GAUSSIAN, "terms": [MATCH]}, registry) == "variable: required key is missing"
+
+
+def test_load_config_and_the_schema_name_things_as_the_docs_do(tmp_path):
+    from diffprior.config import json_schema, load_config
+
+    registry = _registry_with_extra_term("only-in-this-registry")
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"prior": GAUSSIAN, "terms": [{"type": "only-in-this-registry"}]}))
+    assert load_config(path, registry=registry).terms[0].type == "only-in-this-registry"
+    schema = json_schema(registry)
+    assert schema["title"] == "RunConfig" and schema["required"] == ["prior"]
+    assert schema["properties"]["prior"]["description"] == "the diffusion prior"
+    assert schema["properties"]["terms"]["description"] == "the constraints"
+
+
+def test_an_unknown_key_of_the_prior_or_variable_lists_that_types_keys():
+    from diffprior.plugins import get_registry
+
+    registry = get_registry()
+    for key, entry in (("prior", dict(GAUSSIAN, meen=0.5)), ("variable", {"type": "pixels", "zzzz": 1})):
+        keys = ", ".join(sorted(registry.get(key, entry["type"]).model_fields))
+        close = " (did you mean 'mean'?)" if key == "prior" else ""
+        bad = "meen" if key == "prior" else "zzzz"
+        data = {"prior": GAUSSIAN, key: entry}
+        assert _message(data) == f"{key}.{bad}: unknown key '{bad}'{close}; allowed keys: {keys}"

@@ -29,7 +29,7 @@ def test_every_format_reads_to_the_same_mapping(tmp_path, name, text):
     ("missing.toml", None, "config file not found: "),
     ("run.ini", "[prior]\n", "unsupported config format '.ini': use .toml, .yaml, .yml or .json"),
     ("list.yaml", "- 1\n- 2\n", "the top level of a config must be a mapping"),
-    ("bad.json", '{"a":\n\n   1,,}', "syntax error: Expecting property name enclosed in double quotes: line 3 column 6"),
+    ("bad.json", '{"a":\n\n   1,,}', "syntax error: Expecting property name enclosed in double quotes: line 3 column 6 (char 12)"),
 ])
 def test_unreadable_files_say_why(tmp_path, name, text, words):
     path = tmp_path / name
@@ -40,6 +40,7 @@ def test_unreadable_files_say_why(tmp_path, name, text, words):
     assert words in str(info.value)
     if text is not None:
         assert str(info.value).startswith(f"{path}: ")  # the file is named
+        assert str(info.value).endswith(words)  # and nothing else is said after the reason
 
 
 def test_an_empty_yaml_file_is_an_empty_config(tmp_path):

@@ -152,6 +152,11 @@ def test_jittered_timesteps_stay_within_the_jitter_per_sample():
     offset = result.timesteps.double() - base
     assert offset.abs().max() <= 31 and offset.abs().max() > 10
     assert not torch.equal(result.timesteps[:, 0], result.timesteps[:, 1])  # drawn per sample
+    # the first draw of each sample's own generator is step 0's jitter, added to the schedule
+    from diffprior.rng import generators, per_sample_uniform
+
+    first = (800 + per_sample_uniform(generators(range(4)), -30, 30)).round().long()
+    assert torch.equal(result.timesteps[0].long(), first)
 
 
 @pytest.mark.parametrize("gradient", ["full", "sds"])

@@ -38,7 +38,7 @@ def _default_registry(registry):
     return get_registry()
 
 
-def _union(kind: str, classes: list[type]) -> Any:
+def _union(classes: list[type]) -> Any:
     if not classes:
         return Any
     if len(classes) == 1:
@@ -51,9 +51,9 @@ def run_config_model(registry=None) -> type[RunConfigBase]:
     registry = _default_registry(registry)
     if not registry.priors:
         raise ConfigError("no prior types are installed; is the diffprior core installed correctly?")
-    prior_t = _union("prior", registry.classes("prior"))
-    variable_t = _union("variable", registry.classes("variable"))
-    term_t = _union("term", registry.classes("term"))
+    prior_t = _union(registry.classes("prior"))
+    variable_t = _union(registry.classes("variable"))
+    term_t = _union(registry.classes("term"))
     default_variable = registry.variables.get("pixels")
     return create_model(
         "RunConfig",
