@@ -210,3 +210,87 @@ def test_a_hook_that_exits_or_interrupts_is_that_plugins_failure(registered):
     assert "plugin 'throwaway-exit': hook register_terms raised called sys.exit(3)" in problems
     assert "plugin 'throwaway-int': hook register_priors raised KeyboardInterrupt" in problems
     assert registry.get("term", "match") is not None  # the rest works
+
+
+def test_a_hook_that_raises_is_described_by_its_exception(registered):
+    module = types.ModuleType("raiser")
+
+    @hookimpl
+    def register_terms(register):
+        raise ValueError("no weights here")
+
+    module.register_terms = register_terms
+    registered(module, "throwaway-raise")
+    _, problems = _load()
+    assert "plugin 'throwaway-raise': hook register_terms raised ValueError: no weights here" in problems
+
+
+def _distribution(tmp_path, name, entry_points=""):
+    """A real importlib.metadata distribution read from a .dist-info folder."""
+    from importlib import metadata
+
+    info = tmp_path / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return metadata.PathDistribution(info)
+
+
+@pytest.mark.parametrize("name, entry_points, first_party", [
+    ("diffprior-extra", "[diffprior.distribution]\nfirst-party = diffprior\n", True),
+    ("Diffprior", "", True),  # the core itself, whatever the spelling of its name
+    ("diffprior-extra", "", False),
+    ("diffprior-extra", "[diffprior.distribution]\nfirst-party = someone-else\n", False),
+    ("diffprior-extra", "[diffprior.distribution]\nsecond-party = diffprior\n", False),
+    ("diffprior-extra", "[another.group]\nfirst-party = diffprior\n", False),
+])
+def test_first_party_is_what_a_distributions_own_metadata_declares(tmp_path, name, entry_points, first_party):
+    assert plugins.declares_first_party(_distribution(tmp_path, name, entry_points)) is first_party
+
+
+def test_first_party_among_the_installed_distributions():
+    from importlib import metadata
+
+    assert plugins.declares_first_party(metadata.distribution("diffprior")) is True
+    assert plugins.declares_first_party(metadata.distribution("pluggy")) is False
+    assert plugins.declares_first_party(None) is False
+    assert plugins._installed_first_party("diffprior-tsp") is True
+    assert plugins._installed_first_party("pluggy") is False
+    assert plugins._installed_first_party("no-such-distribution") is False
+
+
+def test_an_entry_point_without_a_distribution_is_named_by_its_top_module():
+    from importlib import metadata
+
+    loose = metadata.EntryPoint(name="x", value="my_terms.sub:register", group="diffprior")
+    assert plugins._distribution_of(loose) == "my_terms"
+    installed = next(ep for ep in metadata.distribution("diffprior-tsp").entry_points if ep.group == "diffprior")
+    assert plugins._distribution_of(installed) == "diffprior-tsp"
+
+
+def test_a_ctrl_c_while_plugins_load_is_the_users_and_the_handler_is_restored():
+    import os
+    import signal
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with plugins._UserInterrupts() as interrupts:
+            assert interrupts.pressed is False
+            os.kill(os.getpid(), signal.SIGINT)
+    assert interrupts.pressed is True
+    assert signal.getsignal(signal.SIGINT) is before
+    # outside the main thread no handler can be installed: entering and leaving still work
+    failures = []
+
+    def in_a_thread():
+        try:
+            with plugins._UserInterrupts() as inner:
+                assert inner.pressed is False
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert failures == [] and signal.getsignal(signal.SIGINT) is before
