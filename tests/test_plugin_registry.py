@@ -294,3 +294,19 @@ def test_a_ctrl_c_while_plugins_load_is_the_users_and_the_handler_is_restored():
     thread.start()
     thread.join()
     assert failures == [] and signal.getsignal(signal.SIGINT) is before
+
+
+def test_entry_points_by_distribution_core_first_each_once(monkeypatch):
+    from importlib import metadata
+
+    def ep(name, value):
+        return metadata.EntryPoint(name=name, value=value, group="diffprior")
+
+    listed = [ep("z", "zeta_terms.mod"), ep("a", "alpha_terms.mod"), ep("a", "alpha_terms.mod"),  # listed twice
+              ep("core", "diffprior.builtins"), ep("b", "alpha_terms.other")]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: listed)
+    by_dist = plugins.installed_entry_points()
+    assert list(by_dist) == ["diffprior", "alpha_terms", "zeta_terms"]
+    assert [e.name for e in by_dist["alpha_terms"]] == ["a", "b"]
+    monkeypatch.undo()
+    assert next(iter(plugins.installed_entry_points())) == "diffprior"  # the installed ones too
