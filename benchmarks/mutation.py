@@ -78,6 +78,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "optimizer": (["src/diffprior/optimizer.py"],
                   [GROUND_TRUTH, "tests/test_clipping.py", "tests/test_optimize_api.py",
                    "tests/test_batch_independence.py::test_position_in_batch_does_not_matter",
+                   "tests/test_init_prior.py",
                    "tests/test_run_outputs.py::test_nan_guard_names_the_term_and_step",
                    "tests/test_run_outputs.py::test_interrupt_keeps_partial_results",
                    "tests/test_run_outputs.py::test_a_kept_step_state_holds_the_x_of_its_own_step"]),

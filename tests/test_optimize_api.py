@@ -114,8 +114,9 @@ def test_a_denoised_result_keeps_the_optimised_x_too():
 def test_init_types(init, check):
     p = prior((2, 16))
     o = Options(optimizer={"steps": 1, "lr": 0.0}, init=init)
-    result = optimize(p, Pixels(p), [], [4, 9], o)
-    assert check(result.params, [4, 9])
+    result = optimize(p, Pixels(p), [], [4, 9, 13], o)
+    assert result.params.shape == (3, 2, 16) and result.params.dtype == torch.float32
+    assert check(result.params, [4, 9, 13])
 
 
 @pytest.mark.parametrize("key", ["params", "x"])
@@ -182,7 +183,8 @@ def test_the_progress_bar_shows_the_timestep_and_the_last_steps_losses(capsys):
     o = Options(optimizer={"steps": 3}, timesteps=250)
     result = optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0], o, progress=True)
     err = capsys.readouterr().err
-    assert "free energy" in err and "3/3" in err and "t=250" in err
+    assert err.startswith("\rfree energy: ") or "\rfree energy: " in err
+    assert "3/3" in err and "t=250" in err and "step/s" in err
     last = err.split("\r")[-1]
     assert f"prior={float(result.losses['prior'][-1].mean()):.4f}" in last
     assert f"q={float(result.losses['q'][-1].mean()):.3g}" in last
@@ -389,3 +391,89 @@ def test_a_clip_that_never_bites_changes_nothing_through_a_nonlinear_variable(n_
     fused, clipped = run("none"), run(never)
     torch.testing.assert_close(clipped, fused, rtol=1e-5, atol=1e-6)
     assert (fused - X0).abs().min() > 1e-3  # the run moved every parameter
+
+
+def test_no_options_means_the_defaults_and_no_progress_bar_unless_asked(capsys):
+    p = prior()
+    result = optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0])
+    assert result.steps_done == Options().optimizer.steps
+    assert capsys.readouterr().err == ""
+    optimize(p, Pixels(p), [], [0], Options(optimizer={"steps": 2}), progress="my label")
+    assert "my label: " in capsys.readouterr().err
+
+
+def test_a_start_in_double_precision_is_optimised_in_float32():
+    p = prior()
+    result = optimize(p, Pixels(p), [], [0], Options(optimizer={"steps": 1, "lr": 0.0}),
+                      init_params=torch.tensor([0.25, 0.5], dtype=torch.float64))
+    assert result.params.dtype == torch.float32 and result.x.dtype == torch.float32
+
+
+class _GainGaussian(GaussianPrior):
+    """A prior with a learnable parameter: optimising samples must not touch it."""
+
+    def __init__(self):
+        super().__init__(torch.zeros(2), torch.ones(2), NoiseSchedule.linear(1000))
+        self.gain = torch.nn.Parameter(torch.ones(()))
+
+    def eps(self, x_t, t):
+        return self.gain * super().eps(x_t, t)
+
+
+def test_the_priors_own_parameters_get_no_gradient():
+    p = _GainGaussian()
+    optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0, 1], Options(optimizer={"steps": 3}, gradient="full"))
+    assert p.gain.grad is None and not p.gain.requires_grad
+
+
+def test_step_dependent_schedules_get_the_step_index():
+    # cosine-linear depends on the step index i, not only on s = i/S: an SGD run with it as the
+    # learning rate follows the formula step by step (prior weight 0, quadratic term)
+    from diffprior.schedules import CosineLinear
+
+    steps, lr = 4, CosineLinear(high=0.5, low=0.0, amplitude=0.25, period=1.0)
+    x = X0.double().clone()
+    for i in range(steps):
+        r = 1 - i / steps
+        x = x - 0.5 * (r + 0.25 * r * math.cos(i)) * (x - Y)
+    result = quadratic_run({"type": "sgd", "steps": steps, "lr": lr}, X0)
+    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
+    # as the prior weight: the same run as with those values written out as a piecewise schedule
+    from diffprior.schedules import Piecewise
+
+    p = prior()
+    weights = CosineLinear(high=2.0, low=0.0, amplitude=0.5, period=1.0)
+    written = Piecewise(points=[(i / steps, weights(i / steps, i, steps)) for i in range(steps)])
+
+    def run(prior_weight):
+        o = Options(optimizer={"type": "sgd", "steps": steps, "lr": 0.1}, prior_weight=prior_weight,
+                    timesteps=300, gradient="sds")
+        return optimize(p, Pixels(p), [WeightedTerm("q", Quadratic())], [0, 1], o, init_params=X0).x
+
+    torch.testing.assert_close(run(weights), run(written))
+    assert (run(weights) - run(1.0)).abs().max() > 1e-3
+
+
+class _NanTerm(Term):
+    def log_c(self, x):
+        return torch.full((x.shape[0],), math.nan)
+
+
+def test_a_non_finite_term_is_named_with_what_to_do():
+    p = prior()
+    with pytest.raises(NonFiniteError, match=r"^term 'bad' is not finite at step 0 \(samples \[0, 1\]\): "
+                                             r"lower its weight, clip its gradient or check its inputs$"):
+        optimize(p, Pixels(p), [WeightedTerm("bad", _NanTerm())], [0, 1], Options(optimizer={"steps": 2}))
+
+
+@pytest.mark.parametrize("gradient", ["full", "sds"])
+def test_the_free_energy_gives_one_loss_and_one_objective_per_sample(gradient):
+    from diffprior.optimizer import FreeEnergy
+    from diffprior.rng import generators
+
+    p = prior((3,))
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss, objective = FreeEnergy(p, gradient, noise_samples=2)(x, torch.full((4,), 200), generators(range(4)))
+    assert loss.shape == (4,) and objective.shape == (4,)
+    (grad,) = torch.autograd.grad(objective[1], x)
+    assert grad[[0, 2, 3]].abs().max() == 0 and grad[1].abs().max() > 0  # sample 1's objective moves only sample 1
