@@ -310,3 +310,43 @@ def test_entry_points_by_distribution_core_first_each_once(monkeypatch):
     assert [e.name for e in by_dist["alpha_terms"]] == ["a", "b"]
     monkeypatch.undo()
     assert next(iter(plugins.installed_entry_points())) == "diffprior"  # the installed ones too
+
+
+def test_loading_goes_on_past_a_broken_disabled_or_skipped_distribution(monkeypatch, tmp_path):
+    """Loose entry points (no installed distribution: named by their top module) for modules
+    written here: each distribution's problem is its own and the next one still loads."""
+    from importlib import metadata
+
+    package = tmp_path / "good_terms"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text(
+        "from typing import Literal\nfrom diffprior import hookimpl\nfrom diffprior.config import TermConfig\n\n"
+        "class GoodConfig(TermConfig):\n    type: Literal['good-term'] = 'good-term'\n\n"
+        "@hookimpl\ndef register_terms(register):\n    register(GoodConfig)\n")
+    (tmp_path / "typo_terms.py").write_text("from diffprior import hookimpl\n\n@hookimpl\ndef register_term(register):\n    pass\n")
+    for name in ("aaa_disabled", "aab_skipped"):
+        (tmp_path / f"{name}.py").write_text("raise RuntimeError('must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def ep(name, value):
+        return metadata.EntryPoint(name=name, value=value, group="diffprior")
+
+    listed = [ep("a", "aaa_disabled"), ep("b", "aab_skipped"), ep("missing", "good_terms.missing"),
+              ep("plugin", "good_terms.plugin"), ep("typo", "typo_terms")]
+    monkeypatch.setattr(plugins, "_entry_points", lambda: listed)
+    registry, problems = _load(disable={"aaa-disabled"}, skip={"aab_skipped": "indexing it hung"})
+    assert registry.disabled == {"aaa_disabled"}
+    assert problems == [
+        "plugin 'aab_skipped': not imported: indexing it hung",
+        "plugin 'good_terms': failed to import entry point missing = good_terms.missing: "
+        "ModuleNotFoundError: No module named 'good_terms.missing'",
+        "plugin 'typo_terms': typo_terms:typo implements 'register_term', which is not a diffprior hook "
+        "(did you mean 'register_terms'?); hooks: " + ", ".join(plugins.HOOK_OF_KIND.values()),
+    ]
+    assert registry.get("term", "good-term").__name__ == "GoodConfig"
+    info = registry.plugins["good_terms"]
+    assert (info.modules, info.version, info.first_party) == (["good_terms.plugin"], None, False)
+    assert 0 < info.import_seconds < 60
+    assert registry.plugins["aab_skipped"].errors == ["not imported: indexing it hung"]
+    assert "aaa_disabled" not in registry.plugins
