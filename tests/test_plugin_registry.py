@@ -350,3 +350,44 @@ def test_loading_goes_on_past_a_broken_disabled_or_skipped_distribution(monkeypa
     assert 0 < info.import_seconds < 60
     assert registry.plugins["aab_skipped"].errors == ["not imported: indexing it hung"]
     assert "aaa_disabled" not in registry.plugins
+
+
+def test_three_plugins_with_one_name_each_get_a_qualified_subclass(registered):
+    originals = {}
+    for dist, module_name in (("throwaway-a", "one"), ("throwaway-b", "two"), ("throwaway-c", "three")):
+        originals[dist] = _term("haze")
+        registered(_plugin(originals[dist], module_name=module_name), dist)
+    registry, problems = _load()
+    for dist, original in originals.items():
+        entry = registry.entries["term"][f"{dist}:haze"]
+        assert (entry.kind, entry.name, entry.distribution) == ("term", f"{dist}:haze", dist)
+        assert issubclass(entry.obj, original) and entry.obj.__module__ == original.__module__
+        assert entry.obj().type == f"{dist}:haze"
+    assert problems[-1].endswith("or disable one (--disable-plugin throwaway-c)")
+
+
+def test_a_command_name_two_plugins_register_is_qualified_too(registered):
+    from diffprior.command import Command
+
+    for dist, module_name in (("throwaway-a", "one"), ("throwaway-b", "two")):
+        module = types.ModuleType(module_name)
+
+        @hookimpl
+        def register_commands(register):
+            register(Command("greet", "say hello", lambda parser: None, lambda args: 0))
+
+        module.register_commands = register_commands
+        registered(module, dist)
+    registry, _ = _load()
+    for dist in ("throwaway-a", "throwaway-b"):
+        command = registry.get("command", f"{dist}:greet")
+        assert isinstance(command, Command) and (command.name, command.help) == (f"{dist}:greet", "say hello")
+
+
+def test_a_first_party_distribution_keeps_its_name_against_a_third_party(registered):
+    registered(_plugin(_term("mist"), module_name="first"), "diffprior-images")  # installed, first-party
+    registered(_plugin(_term("mist"), module_name="third"), "throwaway-third")
+    registry, problems = _load()
+    assert registry.entries["term"]["mist"].distribution == "diffprior-images"
+    assert "plugin 'throwaway-third': term 'mist' is reserved by the first-party distribution 'diffprior-images'; " \
+           "not registered. Rename it in throwaway-third" in problems
