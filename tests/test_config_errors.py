@@ -297,3 +297,19 @@ def test_an_unknown_key_of_the_prior_or_variable_lists_that_types_keys():
         bad = "meen" if key == "prior" else "zzzz"
         data = {"prior": GAUSSIAN, key: entry}
         assert _message(data) == f"{key}.{bad}: unknown key '{bad}'{close}; allowed keys: {keys}"
+
+
+def test_every_problem_of_a_valid_looking_config_is_listed_one_per_line():
+    data = {"prior": GAUSSIAN, "denoise": {"from_t": 5000}, "terms": [dict(MATCH, weight={"linear": [1.0, -1.0]})]}
+    assert _message(data) == (
+        "\n  terms.0.weight: the weight of term 'match' cannot be negative; the linear schedule "
+        "{'start': 1.0, 'end': -1.0} is -0.998 at step 999 of 1000 (s = 0.999)"
+        "\n  denoise.from_t: 5000 is beyond the prior's last timestep 999 (T = 1000)")
+
+
+def test_an_unknown_denoise_key_lists_the_denoise_keys():
+    from diffprior.options import DenoiseConfig
+
+    assert _message({"prior": GAUSSIAN, "denoise": {"from_t": 100, "stpes": 5}}) == (
+        "denoise.stpes: unknown key 'stpes' (did you mean 'steps'?); allowed keys: "
+        + ", ".join(sorted(DenoiseConfig.model_fields)))
