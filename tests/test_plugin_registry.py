@@ -327,18 +327,20 @@ def test_loading_goes_on_past_a_broken_disabled_or_skipped_distribution(monkeypa
     (tmp_path / "typo_terms.py").write_text("from diffprior import hookimpl\n\n@hookimpl\ndef register_term(register):\n    pass\n")
     for name in ("aaa_disabled", "aab_skipped"):
         (tmp_path / f"{name}.py").write_text("raise RuntimeError('must not be imported')\n")
+    (tmp_path / "aac_interrupts.py").write_text("raise KeyboardInterrupt\n")  # the plugin's, not the user's
     monkeypatch.syspath_prepend(str(tmp_path))
 
     def ep(name, value):
         return metadata.EntryPoint(name=name, value=value, group="diffprior")
 
-    listed = [ep("a", "aaa_disabled"), ep("b", "aab_skipped"), ep("missing", "good_terms.missing"),
+    listed = [ep("a", "aaa_disabled"), ep("b", "aab_skipped"), ep("c", "aac_interrupts"), ep("missing", "good_terms.missing"),
               ep("plugin", "good_terms.plugin"), ep("typo", "typo_terms")]
     monkeypatch.setattr(plugins, "_entry_points", lambda: listed)
     registry, problems = _load(disable={"aaa-disabled"}, skip={"aab_skipped": "indexing it hung"})
     assert registry.disabled == {"aaa_disabled"}
     assert problems == [
         "plugin 'aab_skipped': not imported: indexing it hung",
+        "plugin 'aac_interrupts': failed to import entry point c = aac_interrupts: KeyboardInterrupt",
         "plugin 'good_terms': failed to import entry point missing = good_terms.missing: "
         "ModuleNotFoundError: No module named 'good_terms.missing'",
         "plugin 'typo_terms': typo_terms:typo implements 'register_term', which is not a diffprior hook "
@@ -391,3 +393,41 @@ def test_a_first_party_distribution_keeps_its_name_against_a_third_party(registe
     assert registry.entries["term"]["mist"].distribution == "diffprior-images"
     assert "plugin 'throwaway-third': term 'mist' is reserved by the first-party distribution 'diffprior-images'; " \
            "not registered. Rename it in throwaway-third" in problems
+
+
+def test_plugins_registered_by_code_are_named_and_described_like_installed_ones(registered):
+    from importlib import metadata
+
+    typo = types.ModuleType("typo_mod")
+
+    @hookimpl
+    def hello(register):  # close to no hook name: no guess is offered
+        pass
+
+    typo.hello = hello
+    registered(typo, "throwaway-typo")
+    bad = types.ModuleType("bad_mod")
+
+    @hookimpl
+    def register_terms(wrong_argument):  # pluggy refuses an argument the hook does not have
+        pass
+
+    bad.register_terms = register_terms
+    registered(bad, "throwaway-bad")
+    registry, problems = _load()
+    assert ("plugin 'throwaway-typo': throwaway-typo:typo_mod implements 'hello', which is not a diffprior hook; "
+            "hooks: " + ", ".join(plugins.HOOK_OF_KIND.values())) in problems
+    invalid = [p for p in problems if p.startswith("plugin 'throwaway-bad': invalid hook implementation in "
+                                                   "throwaway-bad:bad_mod: ")]
+    assert len(invalid) == 1 and "wrong_argument" in invalid[0]
+    assert registry.plugins["throwaway-typo"].first_party is False
+    assert registry.plugins["throwaway-typo"].modules == ["typo_mod"]
+    tsp = registry.plugins["diffprior-tsp"]
+    assert tsp.first_party is True and tsp.version == metadata.version("diffprior-tsp")
+
+
+def test_disabling_third_party_keeps_the_first_party_distributions(registered):
+    registered(_plugin(_term("fog"), module_name="third_mod"), "throwaway-third")
+    registry, _ = _load(disable={"third-party"})
+    assert "throwaway-third" in registry.disabled and "fog" not in registry.entries["term"]
+    assert "diffprior-tsp" in registry.plugins and "diffprior-tsp" not in registry.disabled

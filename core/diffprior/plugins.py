@@ -420,7 +420,7 @@ def load(settings: PluginSettings) -> Registry:
                 distribution = dist_of_plugin.get(impl.plugin_name, impl.plugin_name)
                 info = registry.plugins[distribution]
                 info.hooks.add(HOOK_OF_KIND[kind])
-                register = _make_register(registry, kind, distribution, candidates)
+                register = _make_register(kind, distribution, candidates)
                 _, error = _guarded(interrupts, lambda: impl.function(*[{"register": register}[n] for n in impl.argnames]))
                 if error is not None:
                     registry.problem(distribution, f"hook {HOOK_OF_KIND[kind]} raised {error}")
@@ -428,7 +428,7 @@ def load(settings: PluginSettings) -> Registry:
     return registry
 
 
-def _make_register(registry: Registry, kind: str, distribution: str, candidates: list[Registration]) -> Callable[[Any], None]:
+def _make_register(kind: str, distribution: str, candidates: list[Registration]) -> Callable[[Any], None]:
     def register(obj: Any) -> None:
         name = registered_name(kind, obj)
         if ":" in name:
