@@ -275,8 +275,19 @@ class _Constant(Term):
         return torch.zeros(x.shape[0])  # no gradient at all
 
 
-def test_a_clipped_term_without_gradient_next_to_one_with_gradient():
-    """Two clipped terms, the first constant: it adds nothing, the second is cut to its bound."""
+class _Unconnected(Term):
+    """A score with a gradient that does not reach x (e.g. a term's own learnable scale)."""
+
+    def __init__(self):
+        self.scale = torch.zeros((), requires_grad=True)
+
+    def log_c(self, x):
+        return self.scale.expand(x.shape[0])
+
+
+@pytest.mark.parametrize("first", [_Constant, _Unconnected], ids=["no gradient", "gradient misses x"])
+def test_a_clipped_term_without_gradient_on_x_next_to_one_with_gradient(first):
+    """Two clipped terms; the first adds nothing to x's gradient, the second is cut to its bound."""
     x, lr, bound = X0.double().clone(), 0.1, 0.5
     for _ in range(2):
         g = x - Y
@@ -284,7 +295,7 @@ def test_a_clipped_term_without_gradient_next_to_one_with_gradient():
         x = x - lr * g
     p = prior()
     o = Options(optimizer={"type": "sgd", "steps": 2, "lr": lr}, prior_weight=0.0)
-    terms = [WeightedTerm("c", _Constant(), clip={"max_norm": bound}),
+    terms = [WeightedTerm("c", first(), clip={"max_norm": bound}),
              WeightedTerm("q", Quadratic(), clip={"max_norm": bound})]
     result = optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, init_params=X0)
     torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
@@ -332,29 +343,6 @@ def test_a_broken_init_file_is_named_as_init_path(tmp_path):
     o = Options(optimizer={"steps": 1}, init={"type": "file", "path": str(path)})
     with pytest.raises(ConfigError, match=rf"^init.path {path} is not a readable safetensors file"):
         optimize(prior(), Pixels(prior()), [], [0], o)
-
-
-class _Unconnected(Term):
-    """A score with a gradient that does not reach x (e.g. a term's own learnable scale)."""
-
-    def __init__(self):
-        self.scale = torch.zeros((), requires_grad=True)
-
-    def log_c(self, x):
-        return self.scale.expand(x.shape[0])
-
-
-def test_a_clipped_term_whose_gradient_misses_x_before_one_that_reaches_it():
-    x, lr, bound = X0.double().clone(), 0.1, 0.5
-    for _ in range(2):
-        g = x - Y
-        x = x - lr * g * torch.clamp(bound / g.norm(dim=1, keepdim=True), max=1.0)
-    p = prior()
-    o = Options(optimizer={"type": "sgd", "steps": 2, "lr": lr}, prior_weight=0.0)
-    terms = [WeightedTerm("u", _Unconnected(), clip={"max_norm": bound}),
-             WeightedTerm("q", Quadratic(), clip={"max_norm": bound})]
-    result = optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, init_params=X0)
-    torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
 
 
 class _Frozen(Pixels):
