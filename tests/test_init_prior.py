@@ -45,6 +45,19 @@ def test_the_start_is_per_sample_and_seeded():
     torch.testing.assert_close(alone, expected)
 
 
+def test_an_ancestral_start_draws_its_noise_from_each_samples_generator():
+    from diffprior.optimizer import prior_sample
+    from diffprior.rng import generators
+
+    p = gaussian()
+    together = start(p, Pixels(p), [4, 9, 11], steps=10, method="ddpm")
+    alone = start(p, Pixels(p), [9], steps=10, method="ddpm")
+    torch.testing.assert_close(together[1:2], alone)  # the same whatever the batch position
+    assert (alone - start(p, Pixels(p), [9], steps=10, method="ddim")).abs().max() > 1e-3
+    # DDIM is prior_sample's default method
+    torch.testing.assert_close(prior_sample(p, generators([9]), 10), start(p, Pixels(p), [9], steps=10, method="ddim"))
+
+
 def test_bounded_pixels_start_at_the_logit_of_the_sample():
     p = gaussian(mean=torch.tensor([0.2, -0.4]), var=torch.tensor([0.01, 0.01]), data_range=(-1.0, 1.0))
     variable = BoundedPixels(p)
@@ -57,7 +70,8 @@ def test_bounded_pixels_start_at_the_logit_of_the_sample():
 
 def test_a_variable_that_cannot_invert_its_map_is_refused():
     p = GaussianPrior(torch.zeros(2, 1, 1), torch.ones(2, 1, 1), NoiseSchedule.linear(100))
-    with pytest.raises(ConfigError, match="init: type 'prior' needs a variable that maps x back"):
+    with pytest.raises(ConfigError, match=r"^init: type 'prior' needs a variable that maps x back to its parameters: "
+                                          r"SimplexLabelMap does not define params_from_x$"):
         start(p, SimplexLabelMap(p), [0])
 
 
