@@ -95,11 +95,10 @@ def _plugin_union_at(loc: tuple) -> str | None:
     """The plugin kind whose union of config classes ``loc`` points at: ('prior',),
     ('variable',) or ('terms', i). Other unions (a plugin's own, another model's) keep
     pydantic's message."""
-    if len(loc) == 1 and loc[0] in ("prior", "variable"):
-        return loc[0]
-    if len(loc) == 2 and loc[0] == "terms" and isinstance(loc[1], int):
-        return "term"
-    return None
+    kind = _KIND_OF_KEY.get(loc[0]) if loc else None
+    if kind == "term":  # the union is each item of the terms list
+        return kind if len(loc) == 2 and isinstance(loc[1], int) else None
+    return kind if len(loc) == 1 else None
 
 
 def format_validation_error(exc: ValidationError, data: dict, registry) -> list[str]:
