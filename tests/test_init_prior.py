@@ -84,3 +84,62 @@ def test_a_config_asking_for_it_with_such_a_variable_fails_before_running(tmp_pa
     config = load_config(path, ['variable={type="pixels"}', "init.steps=5", 'init.method="ddpm"'])
     assert (config.init.steps, config.init.method) == (5, "ddpm")
     build(config)
+
+
+class HighFirstCoordinate:
+    """log c = −(x₀ − 0.9)²: prefers samples whose first coordinate is near 0.9."""
+
+    def log_c(self, x):
+        return -(x[:, 0] - 0.9).pow(2)
+
+    def metrics(self, x):
+        return {}
+
+
+def candidate_starts(prior, seed, candidates, steps):
+    """The seed's candidates by hand: DDIM from its 1st, 2nd, ... N(0, I) draw."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.stack([torch.randn(3, generator=g) for _ in range(candidates)])
+    return prior.denoise(noise, prior.T - 1, steps=steps, method="ddim", add_noise=False)
+
+
+def best_of(prior, seeds, candidates, weight=2.0, steps=10):
+    from diffprior import WeightedTerm
+
+    o = Options(optimizer={"steps": 1, "lr": 0.0},
+                init={"type": "prior", "steps": steps, "candidates": candidates})
+    terms = [WeightedTerm("high", HighFirstCoordinate(), weight)]
+    return optimize(prior, Pixels(prior, clip_terms=False), terms, seeds, o).params
+
+
+def test_candidates_start_from_the_one_the_terms_score_highest():
+    p = gaussian()
+    seeds = [3, 8, 21, 40]
+    chosen = best_of(p, seeds, candidates=6)
+    for row, seed in zip(chosen, seeds):
+        cands = candidate_starts(p, seed, 6, 10)
+        best = cands[(-(cands[:, 0] - 0.9).pow(2)).argmax()]
+        torch.testing.assert_close(row, best)
+    # one candidate is the plain prior start; so is any number of them when there is no term
+    torch.testing.assert_close(best_of(p, seeds, candidates=1), start(p, Pixels(p, clip_terms=False), seeds, steps=10))
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, init={"type": "prior", "steps": 10, "candidates": 6})
+    torch.testing.assert_close(optimize(p, Pixels(p, clip_terms=False), [], seeds, o).params,
+                               start(p, Pixels(p, clip_terms=False), seeds, steps=10))
+
+
+def test_candidates_shift_the_starts_towards_the_constraint_and_stay_per_sample():
+    p = gaussian()
+    plain = best_of(p, range(400), candidates=1)
+    picked = best_of(p, range(400), candidates=8)
+    # N(0.5, 0.2²) for coordinate 0: the best of 8 sits much nearer 0.9 than one draw does
+    assert (picked[:, 0] - 0.9).abs().mean() < 0.5 * (plain[:, 0] - 0.9).abs().mean()
+    # the other coordinates are untouched by the choice: still the prior's spread
+    assert 0.15 < picked[:, 1].std() < 0.7
+    torch.testing.assert_close(best_of(p, [21], candidates=8), picked[21:22])  # batch-independent
+    # a term whose weight is 0 at the start cannot choose: the first candidate is kept
+    torch.testing.assert_close(best_of(p, range(5), candidates=8, weight=0.0), plain[:5])
+
+
+def test_candidates_must_be_positive():
+    with pytest.raises(Exception, match="candidates"):
+        Options(init={"type": "prior", "candidates": 0})

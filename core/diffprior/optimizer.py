@@ -154,7 +154,7 @@ def optimize(
     for p in prior.parameters():
         p.requires_grad_(False)
 
-    params = _initial_params(prior, variable, gens, device, o, B, init_params).requires_grad_(True)
+    params = _initial_params(prior, variable, gens, device, o, B, init_params, terms).requires_grad_(True)
     opt = _make_optimizer([params], o.optimizer)
     energy = FreeEnergy(prior, o.gradient, o.noise_samples)
     clippers = [wt.clip.clipper() for wt in terms]  # fresh per-term, per-sample clip state
@@ -300,7 +300,7 @@ def load_init_file(path) -> torch.Tensor:
     return tensors[key]
 
 
-def _initial_params(prior, variable, gens, device, o: Options, B: int, init_params=None) -> torch.Tensor:
+def _initial_params(prior, variable, gens, device, o: Options, B: int, init_params=None, terms=()) -> torch.Tensor:
     shape = tuple(variable.param_shape)
     init = o.init
     if init_params is not None or init.type == "file":
@@ -320,7 +320,7 @@ def _initial_params(prior, variable, gens, device, o: Options, B: int, init_para
 
             raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters: "
                               f"{type(variable).__name__} does not define params_from_x")
-        params = variable.params_from_x(prior_sample(prior, gens, init.steps, init.method))
+        params = variable.params_from_x(best_prior_sample(prior, variable, terms, gens, init, o.optimizer.steps))
     else:  # zeros
         params = torch.zeros(B, *shape, device=device)
     return params.detach().clone().float()
@@ -331,6 +331,30 @@ def prior_sample(prior, gens, steps: int, method: str = "ddim") -> torch.Tensor:
     from the sample's own generator, denoised to t = 0 in ``steps`` steps."""
     noise = per_sample_randn(gens, prior.shape, torch.empty(0, device=prior.device))
     return prior.denoise(noise, prior.T - 1, steps=steps, method=method, generators=gens, add_noise=False)
+
+
+@torch.no_grad()
+def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init, steps: int) -> torch.Tensor:
+    """Per sample, ``init.candidates`` unconditional samples drawn one after another from the
+    sample's own generator (the first is :func:`prior_sample`'s); the one with the highest
+    Σ λ(0)·log c over ``terms`` is kept (the first on ties, and always without terms)."""
+    best = prior_sample(prior, gens, init.steps, init.method)
+    if init.candidates == 1 or not terms:
+        return best
+    best_score = start_score(variable, terms, best, steps)
+    for _ in range(init.candidates - 1):
+        x = prior_sample(prior, gens, init.steps, init.method)
+        score = start_score(variable, terms, x, steps)
+        better = score > best_score
+        best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x, best)
+        best_score = torch.where(better, score, best_score)
+    return best
+
+
+def start_score(variable, terms: Sequence[WeightedTerm], x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Σ λ(0)·log c of each sample in ``x`` [B, ...]: how well a start meets the constraints."""
+    view = variable.term_view(x)
+    return sum(float(wt.weight(0.0, 0, steps)) * wt.term.log_c(view).float() for wt in terms)
 
 
 def _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps) -> torch.Tensor:

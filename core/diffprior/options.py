@@ -63,7 +63,9 @@ class InitConfig(_Strict):
     (``steps`` DDIM or DDPM steps from pure noise), mapped to parameters by the variable's
     ``params_from_x``. The optimisation then starts at a clean sample and inherits the prior's
     diversity; with ``timesteps.high`` below T it edits that sample (SDEdit-style) rather than
-    drawing a new one."""
+    drawing a new one. With ``candidates`` = N > 1 each sample draws N such samples and starts
+    from the one the terms score highest (Σ λ(0)·log c): a start that already meets the
+    constraints roughly, taken from the prior's own spread."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: Literal["variable", "noise", "zeros", "file", "prior"] = "variable"
@@ -71,6 +73,7 @@ class InitConfig(_Strict):
     path: Optional[ExistingPath] = Field(None, description="safetensors file with 'params' (or 'x') for 'file'")
     steps: int = Field(20, gt=0, description="sampler steps for 'prior'")
     method: Literal["ddim", "ddpm"] = Field("ddim", description="sampler for 'prior': deterministic DDIM or ancestral DDPM")
+    candidates: int = Field(1, gt=0, le=1024, description="for 'prior': unconditional samples drawn per sample; the one the terms score highest is the start")
 
     @model_validator(mode="after")
     def _file_needs_path(self):
