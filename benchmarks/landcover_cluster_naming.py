@@ -1,0 +1,147 @@
+"""Land cover as naming colour clusters: how far it could go, and whether the label-map prior can
+do the naming. A diagnostic experiment on validation scenes (docs/tutorials/landcover.md).
+
+Each scene's pixels are split into k colour clusters (k-means on RGB, as the k-means baseline of
+benchmarks/landcover.py); a label map is then a class per cluster. Printed per method: mIoU,
+pixel accuracy and per-class IoU against the true labels.
+
+  oracle   each cluster named by the true class of most of its pixels: the ceiling of any
+           method that names whole clusters
+  vote     each cluster named by the coarse map's class of most of its pixels (the baseline)
+  search   coordinate descent from the vote: each cluster in turn (largest first) takes the class
+           that lowers  E = w_prior·1000·L_prior + w_kl·KL − w_nmi·NMI  the most, for --sweeps passes.
+           L_prior is the prior's denoising loss ‖ε_θ(x_t, t) − ε‖² of the one-hot map at the
+           timesteps --timesteps (--noises draws each, the same draws for every candidate),
+           KL the lowres-kl term's (labels-to-prior, synthetic-world table) and NMI the
+           whole-image NMI between the labels and the clusters. --prior-weight 0 is the same
+           search without the prior.
+
+With --energies it prints, per scene, L_prior, KL and NMI of the true map, the oracle, the vote
+and the upsampled coarse map instead.
+
+  OMP_NUM_THREADS=1 python benchmarks/landcover_cluster_naming.py --count 8 --prior-weight 1 --timesteps 500,700
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from landcover import coarse_nearest, confusions, kmeans_labels, scores  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--split", choices=("validation", "test"), default="validation")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--k", type=int, default=12, help="colour clusters per scene")
+    p.add_argument("--prior-weight", type=float, default=1.0)
+    p.add_argument("--kl-weight", type=float, default=1.0)
+    p.add_argument("--nmi-weight", type=float, default=10.0)
+    p.add_argument("--timesteps", default="500,700", help="timesteps of the prior's denoising loss")
+    p.add_argument("--noises", type=int, default=4, help="noise draws per timestep")
+    p.add_argument("--sweeps", type=int, default=2)
+    p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
+    p.add_argument("--energies", action="store_true", help="print each scene's energy terms for truth, oracle, vote, coarse")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from diffprior_landcover.scenes import synthetic_world_table
+    from diffprior_landcover.terms import nmi
+    from diffprior_landcover.world import CLASSES, NUM_CLASSES, scene, split_seeds
+    from diffprior_unet.checkpoints import load_prior
+
+    K = NUM_CLASSES
+    checkpoint = args.checkpoint
+    if checkpoint == "landcover":
+        import diffprior_landcover
+
+        checkpoint = Path(diffprior_landcover.__file__).parent / "weights" / "landcover.safetensors"
+    prior = load_prior(checkpoint)
+    table = synthetic_world_table(16)
+    table = table / table.sum(1, keepdim=True)
+    ts = [int(t) for t in args.timesteps.split(",")]
+    noises = torch.randn(len(ts) * args.noises, K, 64, 64, generator=torch.Generator().manual_seed(0))
+    tvec = torch.tensor([t for t in ts for _ in range(args.noises)])
+
+    @torch.no_grad()
+    def prior_loss(maps):  # [N, H, W] class indices → [N]
+        x0 = F.one_hot(maps, K).permute(0, 3, 1, 2).float() * 2 - 1
+        N, M = len(maps), len(tvec)
+        t, e = tvec.repeat(N), noises.repeat(N, 1, 1, 1)
+        xt = prior.q_sample(x0.repeat_interleave(M, 0), t, e)
+        losses = [(prior.eps(xt[s:s + 96], t[s:s + 96]) - e[s:s + 96]).pow(2).mean((1, 2, 3)) for s in range(0, len(xt), 96)]
+        return torch.cat(losses).view(N, M).mean(1)
+
+    def terms(maps, pi, clusters):
+        onehot = F.one_hot(maps, K).permute(0, 3, 1, 2).float()
+        q = F.avg_pool2d(onehot, 16).clamp_min(1e-4)
+        q = q / q.sum(1, keepdim=True)
+        kl = (q * (q.log() - pi.log())).sum(1).mean((1, 2))
+        return kl, nmi(onehot.flatten(2).transpose(1, 2), clusters.expand(len(maps), -1, -1))
+
+    def energy(maps, pi, clusters):
+        kl, n = terms(maps, pi, clusters)
+        e = args.kl_weight * kl - args.nmi_weight * n
+        return e + args.prior_weight * 1000 * prior_loss(maps) if args.prior_weight else e
+
+    scenes = [scene(s) for s in split_seeds(args.split, args.count, args.offset)]
+    found = {"oracle": [], "vote": [], "search": []}
+    start = time.perf_counter()
+    for i, sc in enumerate(scenes):
+        clusters = kmeans_labels(sc.image.transpose(2, 0, 1).astype(np.float64) / 255, args.k, seed=i)
+        members = [clusters == j for j in range(args.k)]
+        up = coarse_nearest(sc.coarse[None], 64)[0]
+
+        def majority(labels):
+            return np.array([np.bincount(labels[m], minlength=K).argmax() if m.any() else 0 for m in members])
+
+        names, oracle = majority(up), majority(sc.labels)
+        pi = table[torch.as_tensor(sc.coarse).long()].permute(2, 0, 1)[None]
+        one_hot_clusters = F.one_hot(torch.as_tensor(clusters).flatten(), args.k).float()[None]
+        if args.energies:
+            maps = torch.as_tensor(np.stack([sc.labels, oracle[clusters], names[clusters], up])).long()
+            kl, n = terms(maps, pi, one_hot_clusters)
+            fmt = lambda v: " ".join(f"{float(x):6.2f}" for x in v)  # noqa: E731
+            print(f"scene {i}: (truth, oracle, vote, coarse)  1000·L_prior {fmt(1000 * prior_loss(maps))} | "
+                  f"KL {fmt(kl)} | NMI {fmt(n)}")
+            continue
+        found["oracle"].append(oracle[clusters])
+        found["vote"].append(names[clusters])
+        for _ in range(args.sweeps):
+            changed = 0
+            for j in np.argsort([-m.sum() for m in members]):
+                if not members[j].any():
+                    continue
+                candidates = np.repeat(names[None], K, 0)
+                candidates[:, j] = np.arange(K)
+                maps = torch.as_tensor(np.stack([c[clusters] for c in candidates])).long()
+                best = int(energy(maps, pi, one_hot_clusters).argmin())
+                changed += best != names[j]
+                names[j] = best
+            if not changed:
+                break
+        found["search"].append(names[clusters])
+    if args.energies:
+        return 0
+    truth = np.stack([s.labels for s in scenes])
+    print(f"{args.split} scenes {args.offset}..{args.offset + args.count - 1}, k = {args.k}, prior weight {args.prior_weight}, "
+          f"kl {args.kl_weight}, nmi {args.nmi_weight}, t {ts} × {args.noises}: {time.perf_counter() - start:.0f} s")
+    print("| method | mIoU | pixel acc. | " + " | ".join(CLASSES) + " |")
+    print("|" + "---|" * (len(CLASSES) + 3))
+    for name, preds in found.items():
+        s = scores(confusions(np.stack(preds), truth, K))
+        print(f"| {name} | {100 * s['miou']:.1f} | {100 * s['accuracy']:.1f} | " + " | ".join(f"{100 * v:.1f}" for v in s["iou"]) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
