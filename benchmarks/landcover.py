@@ -76,8 +76,9 @@ def _parse(value: str):
 
 
 def solve(scenes_path: Path, count: int, *, use_prior: bool, batch: int, overrides: list[str], seed: int,
-          steps: int | None, recipe: Path = RECIPE, progress: bool = False) -> np.ndarray:
-    """Label maps [count, H, W] from the recipe run on scenes 0..count-1 of ``scenes_path``."""
+          steps: int | None, recipe: Path = RECIPE, progress: bool = False, start_key: str | None = None) -> np.ndarray:
+    """Label maps [count, H, W] from the recipe run on scenes 0..count-1 of ``scenes_path``; with
+    ``start_key``, the variable starts from that tensor of the file instead of the coarse map."""
     import tomli_w
 
     import diffprior
@@ -91,6 +92,8 @@ def solve(scenes_path: Path, count: int, *, use_prior: bool, batch: int, overrid
             data["batch"] = n
             data["seed"] = seed + start
             data["variable"].update(coarse=str(scenes_path), start=start)
+            if start_key:
+                data["variable"]["key"] = start_key
             for term in data["terms"]:
                 key = "image" if term["type"] == "nmi" else "coarse" if term["type"] == "lowres-kl" else None
                 if key:
@@ -239,6 +242,8 @@ def main(argv=None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="load predictions saved by an earlier run with the same --out, split, count and offset "
                         "(OUT/preds/METHOD.npy) instead of recomputing them")
+    p.add_argument("--start", type=Path, default=None,
+                   help="label maps [count, H, W] (.npy) the optimised methods start from instead of the coarse map")
     p.add_argument("--progress", action="store_true")
     args = p.parse_args(argv)
     if args.free_overrides is None:
@@ -255,6 +260,16 @@ def main(argv=None) -> int:
         p.error(f"unknown methods {unknown}; choose from {', '.join(ALL_METHODS)}")
     with tempfile.TemporaryDirectory() as tmp:
         scenes, path = make_scenes(args.split, args.count, args.offset, args.block, args.wrong, Path(tmp))
+        start_key = None
+        if args.start:
+            from safetensors.numpy import load_file, save_file
+
+            tensors = load_file(path)
+            tensors["start"] = np.load(args.start).astype(np.uint8)
+            if tensors["start"].shape != tensors["labels"].shape:
+                p.error(f"--start {args.start} holds {tensors['start'].shape} label maps; the scenes are {tensors['labels'].shape}")
+            save_file(tensors, path)
+            start_key = "start"
         images = np.stack([s.image.transpose(2, 0, 1) / 255.0 for s in scenes])
         coarse = np.stack([s.coarse for s in scenes])
         truth = np.stack([s.labels for s in scenes])
@@ -271,10 +286,10 @@ def main(argv=None) -> int:
                 continue
             if m == "prior+nmi+kl":
                 preds[m] = solve(path, len(scenes), use_prior=True, batch=args.batch, overrides=args.overrides + args.prior_overrides,
-                                 seed=args.seed, steps=args.steps, recipe=args.recipe, progress=args.progress)
+                                 seed=args.seed, steps=args.steps, recipe=args.recipe, progress=args.progress, start_key=start_key)
             elif m == "nmi+kl":
                 preds[m] = solve(path, len(scenes), use_prior=False, batch=args.batch, overrides=args.overrides + args.free_overrides,
-                                 seed=args.seed, steps=args.steps, recipe=args.recipe, progress=args.progress)
+                                 seed=args.seed, steps=args.steps, recipe=args.recipe, progress=args.progress, start_key=start_key)
             elif m == "coarse-nearest":
                 preds[m] = coarse_nearest(coarse, size)
             elif m == "coarse-bilinear":
@@ -286,7 +301,8 @@ def main(argv=None) -> int:
             if saved:
                 saved.mkdir(parents=True, exist_ok=True)
                 np.save(saved / f"{m}.npy", preds[m].astype(np.uint8))
-                settings = {"steps": args.steps, "overrides": args.overrides, "k": args.k, "recipe": str(args.recipe)}
+                settings = {"steps": args.steps, "overrides": args.overrides, "k": args.k, "recipe": str(args.recipe),
+                            "start": str(args.start) if args.start else None}
                 if m == "prior+nmi+kl":
                     settings["prior_overrides"] = args.prior_overrides
                 if m == "nmi+kl":

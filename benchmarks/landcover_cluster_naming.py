@@ -50,6 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--noises", type=int, default=4, help="noise draws per timestep")
     p.add_argument("--sweeps", type=int, default=2)
     p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
+    p.add_argument("--save", type=Path, default=None, help="folder: write each method's label maps as METHOD.npy (e.g. for landcover.py --start)")
     p.add_argument("--energies", action="store_true", help="print each scene's energy terms for truth, oracle, vote, coarse")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -133,6 +134,10 @@ def main(argv=None) -> int:
     if args.energies:
         return 0
     truth = np.stack([s.labels for s in scenes])
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        for name, preds in found.items():
+            np.save(args.save / f"{name}.npy", np.stack(preds).astype(np.uint8))
     print(f"{args.split} scenes {args.offset}..{args.offset + args.count - 1}, k = {args.k}, prior weight {args.prior_weight}, "
           f"kl {args.kl_weight}, nmi {args.nmi_weight}, t {ts} × {args.noises}: {time.perf_counter() - start:.0f} s")
     print("| method | mIoU | pixel acc. | " + " | ".join(CLASSES) + " |")
