@@ -143,3 +143,15 @@ def test_candidates_shift_the_starts_towards_the_constraint_and_stay_per_sample(
 def test_candidates_must_be_positive():
     with pytest.raises(Exception, match="candidates"):
         Options(init={"type": "prior", "candidates": 0})
+
+
+def test_candidates_show_their_own_progress_bar(capsys):
+    from diffprior import WeightedTerm
+
+    p = gaussian()
+    o = Options(optimizer={"steps": 1, "lr": 0.0}, init={"type": "prior", "steps": 5, "candidates": 3})
+    terms = [WeightedTerm("high", HighFirstCoordinate(), 1.0)]
+    optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, progress=True)
+    assert "prior start candidates" in capsys.readouterr().err
+    optimize(p, Pixels(p, clip_terms=False), terms, [0, 1], o, progress=False)
+    assert "prior start candidates" not in capsys.readouterr().err

@@ -154,7 +154,7 @@ def optimize(
     for p in prior.parameters():
         p.requires_grad_(False)
 
-    params = _initial_params(prior, variable, gens, device, o, B, init_params, terms).requires_grad_(True)
+    params = _initial_params(prior, variable, gens, device, o, B, init_params, terms, bool(progress)).requires_grad_(True)
     opt = _make_optimizer([params], o.optimizer)
     energy = FreeEnergy(prior, o.gradient, o.noise_samples)
     clippers = [wt.clip.clipper() for wt in terms]  # fresh per-term, per-sample clip state
@@ -300,7 +300,8 @@ def load_init_file(path) -> torch.Tensor:
     return tensors[key]
 
 
-def _initial_params(prior, variable, gens, device, o: Options, B: int, init_params=None, terms=()) -> torch.Tensor:
+def _initial_params(prior, variable, gens, device, o: Options, B: int, init_params=None, terms=(),
+                    progress: bool = False) -> torch.Tensor:
     shape = tuple(variable.param_shape)
     init = o.init
     if init_params is not None or init.type == "file":
@@ -320,7 +321,7 @@ def _initial_params(prior, variable, gens, device, o: Options, B: int, init_para
 
             raise ConfigError(f"init: type 'prior' needs a variable that maps x back to its parameters: "
                               f"{type(variable).__name__} does not define params_from_x")
-        params = variable.params_from_x(best_prior_sample(prior, variable, terms, gens, init, o.optimizer.steps))
+        params = variable.params_from_x(best_prior_sample(prior, variable, terms, gens, init, o.optimizer.steps, progress))
     else:  # zeros
         params = torch.zeros(B, *shape, device=device)
     return params.detach().clone().float()
@@ -334,13 +335,19 @@ def prior_sample(prior, gens, steps: int, method: str = "ddim") -> torch.Tensor:
 
 
 @torch.no_grad()
-def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init, steps: int) -> torch.Tensor:
+def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init, steps: int,
+                      progress: bool = False) -> torch.Tensor:
     """Per sample, ``init.candidates`` unconditional samples drawn one after another from the
     sample's own generator (the first is :func:`prior_sample`'s); the one with the highest
     Σ λ(0)·log c over ``terms`` is kept (the first on ties, and always without terms)."""
     best = prior_sample(prior, gens, init.steps, init.method)
     if init.candidates == 1 or not terms:
         return best
+    bar = None
+    if progress:  # N candidates can cost as much as the run itself
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=init.candidates, initial=1, desc="prior start candidates", unit="draw", dynamic_ncols=True)
     best_score = start_score(variable, terms, best, steps)
     for _ in range(init.candidates - 1):
         x = prior_sample(prior, gens, init.steps, init.method)
@@ -348,6 +355,10 @@ def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init
         better = score > best_score
         best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x, best)
         best_score = torch.where(better, score, best_score)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
     return best
 
 
