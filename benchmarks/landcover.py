@@ -147,18 +147,17 @@ def kmeans_labels(image: np.ndarray, k: int, seed: int, iterations: int = 25) ->
     return assign.reshape(image.shape[1:])
 
 
+def majority_names(clusters: np.ndarray, labels: np.ndarray, k: int, classes: int) -> np.ndarray:
+    """Each cluster's name [k]: the class of most of its pixels in ``labels`` (0 for an empty cluster)."""
+    return np.array([np.bincount(labels[clusters == j], minlength=classes).argmax() for j in range(k)])
+
+
 def kmeans_baseline(images: np.ndarray, coarse: np.ndarray, k: int, classes: int) -> np.ndarray:
     size = images.shape[-1]
     out = []
     for i, (image, c) in enumerate(zip(images, coarse)):
         clusters = kmeans_labels(image, k, seed=i)
-        up = coarse_nearest(c[None], size)[0]
-        labels = np.zeros_like(up)
-        for j in range(k):
-            sel = clusters == j
-            if sel.any():
-                labels[sel] = np.bincount(up[sel], minlength=classes).argmax()
-        out.append(labels)
+        out.append(majority_names(clusters, coarse_nearest(c[None], size)[0], k, classes)[clusters])
     return np.stack(out)
 
 

@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from landcover import coarse_nearest, confusions, kmeans_labels, scores  # noqa: E402
+from landcover import coarse_nearest, confusions, kmeans_labels, majority_names, scores  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -102,10 +102,7 @@ def main(argv=None) -> int:
         members = [clusters == j for j in range(args.k)]
         up = coarse_nearest(sc.coarse[None], 64)[0]
 
-        def majority(labels):
-            return np.array([np.bincount(labels[m], minlength=K).argmax() if m.any() else 0 for m in members])
-
-        names, oracle = majority(up), majority(sc.labels)
+        names, oracle = majority_names(clusters, up, args.k, K), majority_names(clusters, sc.labels, args.k, K)
         pi = table[torch.as_tensor(sc.coarse).long()].permute(2, 0, 1)[None]
         one_hot_clusters = F.one_hot(torch.as_tensor(clusters).flatten(), args.k).float()[None]
         if args.energies:

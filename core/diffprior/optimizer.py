@@ -335,37 +335,36 @@ def prior_sample(prior, gens, steps: int, method: str = "ddim") -> torch.Tensor:
 
 
 @torch.no_grad()
-def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init, steps: int,
+def best_prior_sample(prior, variable, terms: Sequence[WeightedTerm], gens, init, run_steps: int,
                       progress: bool = False) -> torch.Tensor:
     """Per sample, ``init.candidates`` unconditional samples drawn one after another from the
     sample's own generator (the first is :func:`prior_sample`'s); the one with the highest
-    Σ λ(0)·log c over ``terms`` is kept (the first on ties, and always without terms)."""
+    Σ λ(0)·log c over ``terms`` is kept (the first on ties, and always without terms).
+    ``run_steps``: the optimisation's step count, which the weight schedules are read against."""
     best = prior_sample(prior, gens, init.steps, init.method)
     if init.candidates == 1 or not terms:
         return best
-    bar = None
-    if progress:  # N candidates can cost as much as the run itself
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=init.candidates, initial=1, desc="prior start candidates", unit="draw", dynamic_ncols=True)
-    best_score = start_score(variable, terms, best, steps)
-    for _ in range(init.candidates - 1):
-        x = prior_sample(prior, gens, init.steps, init.method)
-        score = start_score(variable, terms, x, steps)
-        better = score > best_score
-        best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x, best)
-        best_score = torch.where(better, score, best_score)
-        if bar is not None:
+    # N candidates can cost as much as the run itself: they get their own bar
+    with tqdm(total=init.candidates, initial=1, desc="prior start candidates", unit="draw",
+              dynamic_ncols=True, disable=not progress) as bar:
+        best_score = start_score(variable, terms, best, run_steps)
+        for _ in range(init.candidates - 1):
+            x = prior_sample(prior, gens, init.steps, init.method)
+            score = start_score(variable, terms, x, run_steps)
+            better = score > best_score
+            best = torch.where(better.view(-1, *[1] * (x.ndim - 1)), x, best)
+            best_score = torch.where(better, score, best_score)
             bar.update()
-    if bar is not None:
-        bar.close()
     return best
 
 
-def start_score(variable, terms: Sequence[WeightedTerm], x: torch.Tensor, steps: int) -> torch.Tensor:
-    """Σ λ(0)·log c of each sample in ``x`` [B, ...]: how well a start meets the constraints."""
+def start_score(variable, terms: Sequence[WeightedTerm], x: torch.Tensor, run_steps: int) -> torch.Tensor:
+    """Σ λ(0)·log c of each sample in ``x`` [B, ...]: how well a start meets the constraints.
+    λ(0) is read without the per-sample jitter the run draws, so scoring consumes no random numbers."""
     view = variable.term_view(x)
-    return sum(float(wt.weight(0.0, 0, steps)) * wt.term.log_c(view).float() for wt in terms)
+    return sum(float(wt.weight(0.0, 0, run_steps)) * wt.term.log_c(view).float() for wt in terms)
 
 
 def _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps) -> torch.Tensor:
