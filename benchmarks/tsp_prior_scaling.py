@@ -8,6 +8,11 @@ plot of gap against images seen (log scale) to read off what the next doubling s
 ``--add-rows`` joins the rows of an earlier session's ``--json`` (same instances and settings),
 so a curve grows across sessions without re-evaluating old snapshots.
 
+Each row keeps its per-instance gaps (greedy + 2-opt), so two checkpoints can be compared
+instance by instance: the table gives every checkpoint's paired 95% bootstrap interval of the
+2-opt gap difference against the uniform heat-map and against ``--reference`` (a checkpoint
+name, e.g. the bundled one's snapshot ``tsp50-8500``).
+
 Snapshots are NAME-STEP.safetensors + .json pairs (copies of the checkpoint a run rewrites at
 each save). Each is marked as a 50-city tour prior in a temporary copy; the originals are
 not modified.
@@ -41,13 +46,15 @@ def main() -> None:
     parser.add_argument("--add-rows", type=Path, action="append", default=[],
                         help="--json of an earlier run on the same instances and settings (e.g. an earlier "
                              "training session's snapshots): its checkpoint rows join the table and the plot")
+    parser.add_argument("--reference", default=None,
+                        help="checkpoint name (file stem) the others are compared with, instance by instance")
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     from diffprior_tsp.decode import two_opt
-    from diffprior_tsp.evaluation import is_single_cycle
+    from diffprior_tsp.evaluation import is_single_cycle, paired_bootstrap
     from diffprior_tsp.instances import read_instances, tour_lengths
     from diffprior_tsp.solver import (PriorSettings, decode_heatmaps, load_tsp_prior, mark_checkpoint,
                                       optimise_heatmaps, uniform_heatmap_tours)
@@ -60,10 +67,16 @@ def main() -> None:
     chosen = snapshots[:-1][:: args.every] + snapshots[-1:]
     instances = read_instances(args.instances, args.limit)
     coords, reference = instances.coords, tour_lengths(instances.coords, instances.tours)
+
+    def gaps(tours: np.ndarray) -> tuple[float, list[float]]:
+        """Total gap (Σ length / Σ reference − 1) and per-instance gaps, in %."""
+        lengths = tour_lengths(coords, tours)
+        return float(100 * (lengths.sum() / reference.sum() - 1)), (100 * (lengths / reference - 1)).tolist()
+
     uniform = uniform_heatmap_tours(coords)
-    rows = [{"name": "uniform heat-map", "images_seen": 0,
-             "greedy_gap": float(100 * (tour_lengths(coords, uniform).sum() / reference.sum() - 1)),
-             "two_opt_gap": float(100 * (tour_lengths(coords, two_opt(coords, uniform)[0]).sum() / reference.sum() - 1)),
+    uniform_two_opt, uniform_per_instance = gaps(two_opt(coords, uniform)[0])
+    rows = [{"name": "uniform heat-map", "images_seen": 0, "greedy_gap": gaps(uniform)[0],
+             "two_opt_gap": uniform_two_opt, "two_opt_gaps": uniform_per_instance,
              "single_cycle": 0.0, "seconds": 0.0}]
     with tempfile.TemporaryDirectory() as tmp:
         for path in chosen + args.also:
@@ -81,10 +94,9 @@ def main() -> None:
                                          progress=False)
             seconds = time.perf_counter() - start
             greedy = decode_heatmaps(solution.adjacency, coords)
-            rows.append({"name": path.stem, "images_seen": int(seen),
-                         "greedy_gap": float(100 * (tour_lengths(coords, greedy).sum() / reference.sum() - 1)),
-                         "two_opt_gap": float(100 * (tour_lengths(coords, two_opt(coords, greedy)[0]).sum()
-                                                     / reference.sum() - 1)),
+            two_opt_gap, two_opt_gaps = gaps(two_opt(coords, greedy)[0])
+            rows.append({"name": path.stem, "images_seen": int(seen), "greedy_gap": gaps(greedy)[0],
+                         "two_opt_gap": two_opt_gap, "two_opt_gaps": two_opt_gaps,
                          "single_cycle": float(100 * is_single_cycle(solution.adjacency).mean()),
                          "seconds": seconds / len(coords)})
             print(f"{rows[-1]['name']}: greedy {rows[-1]['greedy_gap']:.2f}%, 2-opt {rows[-1]['two_opt_gap']:.2f}%",
@@ -96,11 +108,24 @@ def main() -> None:
                              key=lambda r: r["images_seen"])
     print(f"\n{len(coords)} instances of {args.instances}; {args.steps} steps, gradient {args.gradient}, "
           f"precision {args.precision}")
-    print("| checkpoint | images seen | greedy gap | greedy + 2-opt gap | heat-map is a tour | s / instance |")
-    print("|---|---|---|---|---|---|")
+    by_name = {r["name"]: r for r in rows}
+    if args.reference is not None and args.reference not in by_name:
+        raise SystemExit(f"--reference {args.reference!r} is not among the checkpoints: {sorted(by_name)}")
+
+    def against(row: dict, other: dict | None) -> str:
+        """Paired interval of the 2-opt gap difference row − other (points), or '–'."""
+        if other is None or row is other or "two_opt_gaps" not in row or "two_opt_gaps" not in other:
+            return "–"
+        mean, low, high = paired_bootstrap(np.array(row["two_opt_gaps"]), np.array(other["two_opt_gaps"]))
+        return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+    reference_row = by_name.get(args.reference)
+    print("| checkpoint | images seen | greedy gap | greedy + 2-opt gap | heat-map is a tour | s / instance | "
+          f"2-opt − uniform | 2-opt − {args.reference or 'reference'} |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['name']} | {r['images_seen']:,} | {r['greedy_gap']:.2f}% | {r['two_opt_gap']:.2f}% | "
-              f"{r['single_cycle']:.0f}% | {r['seconds']:.2f} |")
+              f"{r['single_cycle']:.0f}% | {r['seconds']:.2f} | {against(r, rows[0])} | {against(r, reference_row)} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     if args.plot:

@@ -78,6 +78,11 @@ class OptimConfig(BaseModel):
     batch_size: int = Field(64, gt=0)
     lr: float = Field(2e-4, gt=0)
     warmup_steps: int = Field(200, ge=0)
+    decay_start: Optional[int] = Field(
+        None, ge=0, description="step at which the learning rate starts its linear cool-down to final_lr "
+                                "(None: constant after the warm-up)")
+    decay_steps: int = Field(0, ge=0, description="length of the cool-down in steps")
+    final_lr: float = Field(0.0, ge=0, description="learning rate at the end of the cool-down and after it")
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA factor (ramped up from ~0.9 early on)")
@@ -90,6 +95,28 @@ class OptimConfig(BaseModel):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     threads: Optional[int] = Field(None, gt=0, description="torch CPU threads")
     save_dtype: Literal["float16", "float32"] = "float16"
+
+    @model_validator(mode="after")
+    def _cooldown(self):
+        if self.decay_start is not None and self.decay_steps == 0:
+            raise ValueError(f"train.decay_start = {self.decay_start} needs train.decay_steps > 0 "
+                             "(the length of the cool-down)")
+        if self.final_lr > self.lr:
+            raise ValueError(f"train.final_lr = {self.final_lr} is above train.lr = {self.lr}: "
+                             "the cool-down only lowers the learning rate")
+        return self
+
+
+def learning_rate(step: int, train: OptimConfig) -> float:
+    """The learning rate of step ``step`` (0-based): a linear warm-up over ``warmup_steps``, then
+    constant, then (with ``decay_start``) a linear cool-down to ``final_lr`` over ``decay_steps``.
+    A pure function of the step, so a run resumed with another cool-down continues exactly
+    where it stopped and only the later steps change."""
+    lr = train.lr * min(1.0, (step + 1) / max(train.warmup_steps, 1))
+    if train.decay_start is not None and step >= train.decay_start:
+        progress = min(1.0, (step - train.decay_start + 1) / train.decay_steps)
+        lr = min(lr, train.lr + (train.final_lr - train.lr) * progress)
+    return lr
 
 
 class TrainConfig(BaseModel):
@@ -213,7 +240,8 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
         done = step_now - session_start_step
         total = {"steps": step_now, "images_seen": budget["images_seen"] + done * opt_cfg.batch_size,
                  "seconds": round(budget["seconds"] + elapsed, 1), "sessions": budget["sessions"] + 1}
-        info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr, "ema_decay": opt_cfg.ema_decay,
+        info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr,
+                "lr_now": learning_rate(max(step_now - 1, 0), opt_cfg), "ema_decay": opt_cfg.ema_decay,
                 "global_batch_size": opt_cfg.batch_size, "processes": world.size,
                 "images": len(images), "data": config.data.model_dump(mode="json"), "seed": config.seed,
                 "seconds_this_session": round(elapsed, 1), "device": device,
@@ -264,8 +292,8 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
                         x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
                 a = alphas_cumprod[t].view(-1, 1, 1, 1)
                 x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-                for group in optimizer.param_groups:  # linear warm-up
-                    group["lr"] = opt_cfg.lr * min(1.0, (step + 1) / max(opt_cfg.warmup_steps, 1))
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(step, opt_cfg)
                 with autocast:
                     loss = (model(x_t, t).float() - eps).pow(2).mean()
                 if not torch.isfinite(loss):

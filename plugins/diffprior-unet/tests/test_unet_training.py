@@ -161,3 +161,58 @@ def test_resume_drops_loss_rows_past_the_saved_state(tmp_path):
     train(more, tmp_path / "run", resume=True, progress=False, log=lambda *_: None)
     train(more, tmp_path / "straight", progress=False, log=lambda *_: None)
     assert _losses(tmp_path / "run") == _losses(tmp_path / "straight")
+
+
+def test_learning_rate_warms_up_stays_then_cools_down_linearly():
+    from diffprior_unet.training import OptimConfig, learning_rate
+
+    constant = OptimConfig(lr=1e-3, warmup_steps=10)
+    assert learning_rate(0, constant) == pytest.approx(1e-4)
+    assert learning_rate(9, constant) == learning_rate(10_000, constant) == pytest.approx(1e-3)
+    cooled = OptimConfig(lr=1e-3, warmup_steps=10, decay_start=100, decay_steps=50, final_lr=1e-5)
+    assert learning_rate(99, cooled) == pytest.approx(1e-3)
+    assert learning_rate(100, cooled) == pytest.approx(1e-3 - (1e-3 - 1e-5) / 50)
+    assert learning_rate(124, cooled) == pytest.approx((1e-3 + 1e-5) / 2)
+    assert learning_rate(149, cooled) == learning_rate(5000, cooled) == pytest.approx(1e-5)
+    # a cool-down that starts inside the warm-up never raises the rate above the warm-up's
+    early = OptimConfig(lr=1e-3, warmup_steps=10, decay_start=0, decay_steps=1000)
+    assert learning_rate(0, early) == pytest.approx(1e-4)
+
+
+def test_cooldown_settings_are_checked():
+    with pytest.raises(ConfigError, match="decay_steps"):
+        load_train_config_from({"train": {"decay_start": 100}})
+    with pytest.raises(ConfigError, match="final_lr"):
+        load_train_config_from({"train": {"lr": 1e-4, "final_lr": 1e-3, "decay_start": 0, "decay_steps": 5}})
+
+
+def load_train_config_from(table: dict):
+    import tempfile
+    from pathlib import Path
+
+    import tomli_w
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "recipe.toml"
+        path.write_bytes(tomli_w.dumps({"data": {"source": "bundled-digits"}, **table}).encode())
+        return load_train_config(path)
+
+
+def test_training_follows_the_cooldown_and_a_resumed_run_can_add_one(tmp_path):
+    """final_lr = 0 from step 3: the weights after 6 steps are those after 3; a constant-rate run
+    resumed with that cool-down is the same run as one configured with it from the start."""
+    from safetensors.torch import load_file
+
+    cooled = _config(tmp_path, steps=6, sample_count=0, decay_start=3, decay_steps=1, final_lr=0.0)
+    train(cooled, tmp_path / "cooled", progress=False, log=lambda *_: None)
+    first_three = _config(tmp_path, steps=3, sample_count=0)
+    train(first_three, tmp_path / "three", progress=False, log=lambda *_: None)
+    after_six = load_file(tmp_path / "cooled" / "state.safetensors")
+    after_three = load_file(tmp_path / "three" / "state.safetensors")
+    model_keys = [k for k in after_six if k.startswith("model.")]
+    assert model_keys and all(torch.equal(after_six[k], after_three[k]) for k in model_keys)
+    assert not all(torch.equal(after_six[k], after_three[k]) for k in after_six if k.startswith("ema."))
+
+    resumed = train(cooled, tmp_path / "three", resume=True, progress=False, log=lambda *_: None)
+    assert _losses(tmp_path / "three") == _losses(tmp_path / "cooled")
+    assert load_prior(resumed).metadata["training"]["lr_now"] == 0.0
