@@ -16,6 +16,11 @@ pixel accuracy and per-class IoU against the true labels.
            whole-image NMI between the labels and the clusters. --prior-weight 0 is the same
            search without the prior.
 
+  readout  the prior asked what each cluster is: the cluster's pixels are set to "unknown" (every
+           class 1/K) in the vote's map, noised to --readout-timesteps, and named by the class
+           of the prior's predicted clean map averaged over those pixels (and --noises draws),
+           plus --readout-vote times the vote's class shares of the cluster.
+
 With --energies it prints, per scene, L_prior, KL and NMI of the true map, the oracle, the vote
 and the upsampled coarse map instead.
 
@@ -49,6 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("--timesteps", default="500,700", help="timesteps of the prior's denoising loss")
     p.add_argument("--noises", type=int, default=4, help="noise draws per timestep")
     p.add_argument("--sweeps", type=int, default=2)
+    p.add_argument("--readout-timesteps", default="200,400", help="timesteps of the readout's noised maps")
+    p.add_argument("--readout-vote", type=float, default=0.0, help="weight of the vote's class shares in the readout")
     p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
     p.add_argument("--save", type=Path, default=None, help="folder: write each method's label maps as METHOD.npy (e.g. for landcover.py --start)")
     p.add_argument("--energies", action="store_true", help="print each scene's energy terms for truth, oracle, vote, coarse")
@@ -82,6 +89,26 @@ def main(argv=None) -> int:
         losses = [(prior.eps(xt[s:s + 96], t[s:s + 96]) - e[s:s + 96]).pow(2).mean((1, 2, 3)) for s in range(0, len(xt), 96)]
         return torch.cat(losses).view(N, M).mean(1)
 
+    readout_ts = [int(t) for t in args.readout_timesteps.split(",")]
+    readout_t = torch.tensor([t for t in readout_ts for _ in range(args.noises)])
+    readout_noise = torch.randn(len(readout_t), K, 64, 64, generator=torch.Generator().manual_seed(1))
+
+    @torch.no_grad()
+    def readout(names, clusters, members):  # the prior's class scores [k, K] of each cluster left unknown
+        base = F.one_hot(torch.as_tensor(names[clusters]).long(), K).permute(2, 0, 1).float() * 2 - 1
+        out = torch.zeros(len(members), K)
+        for j, member in enumerate(members):
+            if not member.any():
+                continue
+            mask = torch.as_tensor(member)
+            x0 = base.clone()
+            x0[:, mask] = 2 / K - 1
+            a = prior.noise.alphas_cumprod[readout_t].float().view(-1, 1, 1, 1)
+            xt = prior.q_sample(x0.expand(len(readout_t), -1, -1, -1), readout_t, readout_noise)
+            x0_hat = (xt - (1 - a).sqrt() * prior.eps(xt, readout_t)) / a.sqrt()
+            out[j] = x0_hat[:, :, mask].mean((0, 2))
+        return out
+
     def terms(maps, pi, clusters):
         onehot = F.one_hot(maps, K).permute(0, 3, 1, 2).float()
         q = F.avg_pool2d(onehot, 16).clamp_min(1e-4)
@@ -95,7 +122,7 @@ def main(argv=None) -> int:
         return e + args.prior_weight * 1000 * prior_loss(maps) if args.prior_weight else e
 
     scenes = [scene(s) for s in split_seeds(args.split, args.count, args.offset)]
-    found = {"oracle": [], "vote": [], "search": []}
+    found = {"oracle": [], "vote": [], "readout": [], "search": []}
     start = time.perf_counter()
     for i, sc in enumerate(scenes):
         clusters = kmeans_labels(sc.image.transpose(2, 0, 1).astype(np.float64) / 255, args.k, seed=i)
@@ -114,6 +141,9 @@ def main(argv=None) -> int:
             continue
         found["oracle"].append(oracle[clusters])
         found["vote"].append(names[clusters])
+        shares = np.stack([np.bincount(up[m], minlength=K) / max(m.sum(), 1) for m in members])
+        scores_readout = readout(names, clusters, members).numpy() + args.readout_vote * shares
+        found["readout"].append(scores_readout.argmax(1)[clusters])
         for _ in range(args.sweeps):
             changed = 0
             for j in np.argsort([-m.sum() for m in members]):
