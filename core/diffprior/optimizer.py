@@ -364,7 +364,7 @@ def start_score(variable, terms: Sequence[WeightedTerm], x: torch.Tensor, run_st
     """Σ λ(0)·log c of each sample in ``x`` [B, ...]: how well a start meets the constraints.
     λ(0) is read without the per-sample jitter the run draws, so scoring consumes no random numbers."""
     view = variable.term_view(x)
-    return sum(float(wt.weight(0.0, 0, run_steps)) * wt.term.log_c(view).float() for wt in terms)
+    return sum(wt.weight.at_step(0, run_steps) * wt.term.log_c(view).float() for wt in terms)
 
 
 def _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps) -> torch.Tensor:
