@@ -1,4 +1,4 @@
-"""``diffprior tsp solve|eval|show|data|install-prior``. Imports numpy/torch only when run."""
+"""``diffprior tsp solve|eval|report|show|data|install-prior``. Imports numpy/torch only when run."""
 
 from __future__ import annotations
 
@@ -307,6 +307,35 @@ def merge_eval_parts(parts: list, out: Path) -> int:
     return code
 
 
+# ------------------------------------------------------------------------------ report
+def _configure_report(p):
+    p.add_argument("parts", type=Path, nargs="+", help="PART.json files of one `tsp eval --shard I/N --json` evaluation")
+    p.add_argument("--json", type=Path, default=None, help="also write the table (and per-instance gaps) as JSON")
+
+
+def _report_parts(args) -> int:
+    """The shards of an evaluation run so far, read as one evaluation of the instances they
+    cover: a long evaluation can be looked at before all its shards are done."""
+    from .scaling import join_parts
+
+    parts = []
+    for path in args.parts:
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: not a readable JSON file ({exc})") from None
+        if not isinstance(info, dict) or info.get("kind") != "tsp eval" or "shard" not in info:
+            raise UsageError(f"{path}: not a part of a sharded evaluation; write parts with "
+                             "diffprior tsp eval ... --shard I/N --json PART.json")
+        parts.append((path, info))
+    header, methods, reference, heat = join_parts(parts, allow_missing=True)
+    count = parts[0][1]["shard"][1]
+    shards = sorted(info["shard"][0] for _, info in parts)
+    print(f"shards {', '.join(map(str, shards))} of {count} ({len(reference)} of {header['total']} instances)"
+          + ("" if len(shards) == count else f"; `diffprior merge` joins all {count} into the whole file's figures"))
+    return _report(header, methods, reference, heat, json_path=args.json)
+
+
 # ------------------------------------------------------------------------------ show
 def _configure_show(p):
     _add_prior_options(p)
@@ -381,6 +410,8 @@ def _install(args) -> int:
 SUBCOMMANDS = {
     "solve": ("solve instances; write tours in the same one-line format", _configure_solve, _solve),
     "eval": ("solve with the prior and baselines; print one table of lengths, gaps and times", _configure_eval, _eval),
+    "report": ("the figures of the --shard parts of an evaluation run so far, as one evaluation of their instances",
+               _configure_report, _report_parts),
     "show": ("draw one instance: cities, heat-map, rendered image, decoded tour", _configure_show, _show),
     "data": ("generate uniform instances, label them with LKH and render training images", _configure_data, _data),
     "install-prior": ("copy a trained tour-image prior into the package as a bundled prior", _configure_install, _install),
@@ -390,5 +421,5 @@ SUBCOMMANDS = {
 _configure, _run = subcommands("tsp", SUBCOMMANDS)
 
 
-TSP_COMMAND = Command("tsp", "travelling-salesman tours with a tour-image diffusion prior (solve, eval, show, data)",
+TSP_COMMAND = Command("tsp", "travelling-salesman tours with a tour-image diffusion prior (solve, eval, report, show, data)",
                       _configure, _run, merge=merge_eval_parts)

@@ -58,8 +58,9 @@ def write_part(path: Path, shard, rows: range, total: int, header: dict, methods
     path.write_text(json.dumps(part) + "\n")
 
 
-def join_parts(parts: list[tuple]) -> tuple[dict, list[tuple], np.ndarray, dict]:
-    """(header, methods, reference, heat) of the whole instance file from its ``--shard`` parts.
+def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, list[tuple], np.ndarray, dict]:
+    """(header, methods, reference, heat) of the whole instance file from its ``--shard`` parts
+    (with ``allow_missing``: of the instances the given parts cover, in shard order).
 
     Methods are matched by role; a role whose name differs between parts (the matched-time
     baseline's restart count comes from each part's wall time) keeps the first part's name
@@ -82,11 +83,11 @@ def join_parts(parts: list[tuple]) -> tuple[dict, list[tuple], np.ndarray, dict]
         by_index[index] = (path, info)
     count = first["shard"][1]
     missing = missing_shards(by_index, count)
-    if missing:
+    if missing and not allow_missing:
         names = ", ".join(f"{i}/{count}" for i in missing)
         raise UsageError(f"missing shard(s) {names} of {first['instances_file']}: run only those "
                          f"(diffprior tsp eval ... --shard I/{count} --json PART.json) and merge again")
-    ordered = [by_index[i][1] for i in range(count)]
+    ordered = [by_index[i][1] for i in sorted(by_index)]
     roles = [m["role"] for m in ordered[0]["methods"]]
     methods = []
     for k, role in enumerate(roles):

@@ -64,6 +64,18 @@ def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, ca
     assert _figures(folder / "merged.json") == single
     assert "diffprior, best of 2 samples, greedy + 2-opt" in capsys.readouterr().out
 
+    # `tsp report` reads the parts present as one evaluation of their instances (2..4 here)
+    assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json")]) == 0
+    out = capsys.readouterr().out
+    assert "shards 1 of 2 (3 of 5 instances)" in out and "TSP-6: 3 instances" in out
+    partial = json.loads((folder / "report.json").read_text())["per_instance_gap_percent"]
+    whole = single["per_instance_gap_percent"]
+    assert partial.keys() == whole.keys()
+    assert all(partial[k] == whole[k][2:] for k in whole)
+    (folder / "other.json").write_text(json.dumps({"kind": "run"}))
+    assert main(["tsp", "report", str(folder / "other.json")]) == 2
+    assert "not a part of a sharded evaluation" in capsys.readouterr().err
+
 
 def test_solve_in_two_processes_writes_the_single_process_tours(setup):
     folder, path, common = setup
