@@ -181,12 +181,12 @@ def test_learning_rate_warms_up_stays_then_cools_down_linearly():
 
 def test_cooldown_settings_are_checked():
     with pytest.raises(ConfigError, match="decay_steps"):
-        load_train_config_from({"train": {"decay_start": 100}})
+        _recipe_from_table({"train": {"decay_start": 100}})
     with pytest.raises(ConfigError, match="final_lr"):
-        load_train_config_from({"train": {"lr": 1e-4, "final_lr": 1e-3, "decay_start": 0, "decay_steps": 5}})
+        _recipe_from_table({"train": {"lr": 1e-4, "final_lr": 1e-3, "decay_start": 0, "decay_steps": 5}})
 
 
-def load_train_config_from(table: dict):
+def _recipe_from_table(table: dict):
     import tempfile
     from pathlib import Path
 
