@@ -58,6 +58,12 @@ def write_part(path: Path, shard, rows: range, total: int, header: dict, methods
     path.write_text(json.dumps(part) + "\n")
 
 
+def _comparable(field: str, value):
+    """The instance file by its name: the parts of one evaluation may have been written from
+    other working directories or machines, which name the same file by another path."""
+    return Path(value).name if field == "instances_file" and value is not None else value
+
+
 def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, list[tuple], np.ndarray, dict]:
     """(header, methods, reference, heat) of the whole instance file from its ``--shard`` parts
     (with ``allow_missing``: of the instances the given parts cover, in shard order).
@@ -74,7 +80,7 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
             first = info
         fields = ("total", "instances_file", "settings", "samples", "restarts", "sigma", "first_seed", "checkpoint",
                   "baselines_only", "precision")
-        different = [f for f in fields if info.get(f) != first.get(f)]
+        different = [f for f in fields if _comparable(f, info.get(f)) != _comparable(f, first.get(f))]
         if count != first["shard"][1] or different:
             raise UsageError(f"{path} is not a part of the same evaluation as {parts[0][0]} "
                              f"(differs in {', '.join(different) or 'the number of shards'}); merge one evaluation only")

@@ -64,6 +64,18 @@ def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, ca
     assert _figures(folder / "merged.json") == single
     assert "diffprior, best of 2 samples, greedy + 2-opt" in capsys.readouterr().out
 
+    # a part written from another directory names the same file by another path: still one evaluation
+    part0 = json.loads((folder / "part0.json").read_text())
+    (folder / "moved0.json").write_text(json.dumps(part0 | {"instances_file": "/elsewhere/six.txt"}))
+    assert main(["merge", str(folder / "moved0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "moved.json")]) == 0
+    assert _figures(folder / "moved.json") == single
+    (folder / "other0.json").write_text(json.dumps(part0 | {"instances_file": str(folder / "seven.txt")}))
+    capsys.readouterr()
+    assert main(["merge", str(folder / "other0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "other.json")]) == 2
+    assert "differs in instances_file" in capsys.readouterr().err
+
     # `tsp report` reads the parts present as one evaluation of their instances (2..4 here)
     assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json")]) == 0
     out = capsys.readouterr().out
