@@ -147,9 +147,15 @@ def kmeans_labels(image: np.ndarray, k: int, seed: int, iterations: int = 25) ->
     return assign.reshape(image.shape[1:])
 
 
+def class_shares(clusters: np.ndarray, labels: np.ndarray, k: int, classes: int) -> np.ndarray:
+    """[k, classes]: the share of each class in ``labels`` among each cluster's pixels (zeros for an empty cluster)."""
+    return np.stack([np.bincount(labels[clusters == j], minlength=classes) / max((clusters == j).sum(), 1)
+                     for j in range(k)])
+
+
 def majority_names(clusters: np.ndarray, labels: np.ndarray, k: int, classes: int) -> np.ndarray:
     """Each cluster's name [k]: the class of most of its pixels in ``labels`` (0 for an empty cluster)."""
-    return np.array([np.bincount(labels[clusters == j], minlength=classes).argmax() for j in range(k)])
+    return class_shares(clusters, labels, k, classes).argmax(1)
 
 
 def kmeans_baseline(images: np.ndarray, coarse: np.ndarray, k: int, classes: int) -> np.ndarray:

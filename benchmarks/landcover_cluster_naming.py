@@ -39,7 +39,7 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from landcover import coarse_nearest, confusions, kmeans_labels, majority_names, scores  # noqa: E402
+from landcover import class_shares, coarse_nearest, confusions, kmeans_labels, majority_names, scores  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -92,6 +92,7 @@ def main(argv=None) -> int:
     readout_ts = [int(t) for t in args.readout_timesteps.split(",")]
     readout_t = torch.tensor([t for t in readout_ts for _ in range(args.noises)])
     readout_noise = torch.randn(len(readout_t), K, 64, 64, generator=torch.Generator().manual_seed(1))
+    readout_a = prior.noise.alphas_cumprod[readout_t].float().view(-1, 1, 1, 1)
 
     @torch.no_grad()
     def readout(names, clusters, members):  # the prior's class scores [k, K] of each cluster left unknown
@@ -103,9 +104,8 @@ def main(argv=None) -> int:
             mask = torch.as_tensor(member)
             x0 = base.clone()
             x0[:, mask] = 2 / K - 1
-            a = prior.noise.alphas_cumprod[readout_t].float().view(-1, 1, 1, 1)
             xt = prior.q_sample(x0.expand(len(readout_t), -1, -1, -1), readout_t, readout_noise)
-            x0_hat = (xt - (1 - a).sqrt() * prior.eps(xt, readout_t)) / a.sqrt()
+            x0_hat = (xt - (1 - readout_a).sqrt() * prior.eps(xt, readout_t)) / readout_a.sqrt()
             out[j] = x0_hat[:, :, mask].mean((0, 2))
         return out
 
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
             continue
         found["oracle"].append(oracle[clusters])
         found["vote"].append(names[clusters])
-        shares = np.stack([np.bincount(up[m], minlength=K) / max(m.sum(), 1) for m in members])
+        shares = class_shares(clusters, up, args.k, K)
         scores_readout = readout(names, clusters, members).numpy() + args.readout_vote * shares
         found["readout"].append(scores_readout.argmax(1)[clusters])
         for _ in range(args.sweeps):

@@ -316,17 +316,19 @@ def _configure_report(p):
 def _report_parts(args) -> int:
     """The shards of an evaluation run so far, read as one evaluation of the instances they
     cover: a long evaluation can be looked at before all its shards are done."""
+    from diffprior.sharding import read_part
+
     from .scaling import join_parts
 
+    hint = "not a part of a sharded evaluation; write parts with diffprior tsp eval ... --shard I/N --json PART.json"
     parts = []
     for path in args.parts:
         try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"{path}: not a readable JSON file ({exc})") from None
-        if not isinstance(info, dict) or info.get("kind") != "tsp eval" or "shard" not in info:
-            raise UsageError(f"{path}: not a part of a sharded evaluation; write parts with "
-                             "diffprior tsp eval ... --shard I/N --json PART.json")
+            path, info = read_part(path)
+        except UsageError as exc:
+            raise UsageError(f"{exc} ({hint})") from None
+        if info["kind"] != "tsp eval":
+            raise UsageError(f"{path}: {hint}")
         parts.append((path, info))
     header, methods, reference, heat = join_parts(parts, allow_missing=True)
     count = parts[0][1]["shard"][1]
