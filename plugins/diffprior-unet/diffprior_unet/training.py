@@ -239,7 +239,7 @@ def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, pro
     def export(step_now: int, elapsed: float, losses: list[float]) -> Path:
         done = step_now - session_start_step
         total = {"steps": step_now, "images_seen": budget["images_seen"] + done * opt_cfg.batch_size,
-                 "seconds": round(budget["seconds"] + elapsed, 1), "sessions": budget["sessions"] + 1}
+                 "seconds": round(budget["seconds"] + elapsed, 3), "sessions": budget["sessions"] + 1}  # to the ms: a short session still counts
         info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr,
                 "lr_now": learning_rate(max(step_now - 1, 0), opt_cfg), "ema_decay": opt_cfg.ema_decay,
                 "global_batch_size": opt_cfg.batch_size, "processes": world.size,
