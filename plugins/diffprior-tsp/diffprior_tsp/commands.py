@@ -208,7 +208,8 @@ def _eval(args) -> int:
     seconds_all = scaling.sum_over_ranks(*(r[3] for r in rows))
     methods = [(name, role, joined[f"method.{k}"], seconds_all[k]) for k, (name, role, _, _) in enumerate(rows)]
     heat = {k: joined[f"heat.{k}"] for k in heat}
-    header = {"instances_file": str(args.instances), "cities": instances.size, "settings": vars(_settings(args)),
+    header = {"instances_file": str(args.instances), "instances_sha256": scaling.file_digest(args.instances),
+              "cities": instances.size, "settings": vars(_settings(args)),
               "samples": args.samples, "restarts": R, "sigma": sigma, "first_seed": args.seed,
               "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
               "precision": args.precision}

@@ -58,6 +58,13 @@ def write_part(path: Path, shard, rows: range, total: int, header: dict, methods
     path.write_text(json.dumps(part) + "\n")
 
 
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes: parts of one evaluation must have read the same instances."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _comparable(field: str, value):
     """The instance file by its name: the parts of one evaluation may have been written from
     other working directories or machines, which name the same file by another path."""
@@ -73,7 +80,7 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
     with the range of counts."""
     from diffprior.sharding import missing_shards
 
-    by_index, first = {}, None
+    by_index, first, digest = {}, None, None
     for path, info in parts:
         index, count = info["shard"]
         if first is None:
@@ -81,6 +88,10 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
         fields = ("total", "instances_file", "settings", "samples", "restarts", "sigma", "first_seed", "checkpoint",
                   "baselines_only", "precision")
         different = [f for f in fields if _comparable(f, info.get(f)) != _comparable(f, first.get(f))]
+        # parts written before the digest was recorded carry none: those are compared by file name only
+        digest = digest or info.get("instances_sha256")
+        if info.get("instances_sha256", digest) != digest:
+            different.append("instances_sha256 (the instance files' contents)")
         if count != first["shard"][1] or different:
             raise UsageError(f"{path} is not a part of the same evaluation as {parts[0][0]} "
                              f"(differs in {', '.join(different) or 'the number of shards'}); merge one evaluation only")

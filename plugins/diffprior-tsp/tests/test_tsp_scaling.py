@@ -1,6 +1,7 @@
 """tsp solve/eval under torchrun (2 CPU processes) and as --shard parts joined by
 `diffprior merge`: the same tours and the same figures as one process."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -75,6 +76,17 @@ def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, ca
     assert main(["merge", str(folder / "other0.json"), str(folder / "part1.json"),
                  "--out", str(folder / "other.json")]) == 2
     assert "differs in instances_file" in capsys.readouterr().err
+    # a file of the same name with other instances in it: told apart by the recorded digest
+    assert part0["instances_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "edited0.json").write_text(json.dumps(part0 | {"instances_sha256": "0" * 64}))
+    assert main(["merge", str(folder / "edited0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "edited.json")]) == 2
+    assert "differs in instances_sha256" in capsys.readouterr().err
+    # a part written before digests were recorded joins by the file's name
+    (folder / "older0.json").write_text(json.dumps({k: v for k, v in part0.items() if k != "instances_sha256"}))
+    assert main(["merge", str(folder / "older0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "older.json")]) == 0
+    assert _figures(folder / "older.json") == single
 
     # `tsp report` reads the parts present as one evaluation of their instances (2..4 here)
     assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json")]) == 0
