@@ -92,7 +92,6 @@ def main(argv=None) -> int:
     readout_ts = [int(t) for t in args.readout_timesteps.split(",")]
     readout_t = torch.tensor([t for t in readout_ts for _ in range(args.noises)])
     readout_noise = torch.randn(len(readout_t), K, 64, 64, generator=torch.Generator().manual_seed(1))
-    readout_a = prior.noise.alphas_cumprod[readout_t].float().view(-1, 1, 1, 1)
 
     @torch.no_grad()
     def readout(names, clusters, members):  # the prior's class scores [k, K] of each cluster left unknown
@@ -105,7 +104,7 @@ def main(argv=None) -> int:
             x0 = base.clone()
             x0[:, mask] = 2 / K - 1
             xt = prior.q_sample(x0.expand(len(readout_t), -1, -1, -1), readout_t, readout_noise)
-            x0_hat = (xt - (1 - readout_a).sqrt() * prior.eps(xt, readout_t)) / readout_a.sqrt()
+            x0_hat = prior.predict_x0(xt, readout_t)
             out[j] = x0_hat[:, :, mask].mean((0, 2))
         return out
 

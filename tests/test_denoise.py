@@ -18,6 +18,19 @@ def test_samples_follow_the_gaussian(schedule, method):
     torch.testing.assert_close(x.var(0), var, atol=0.03, rtol=0.15)
 
 
+def test_predict_x0_is_the_gaussian_posterior_mean():
+    # for x0 ~ N(μ, v): E[x0 | x_t] = μ + √ᾱ·v·(x_t − √ᾱ·μ) / (ᾱ·v + 1 − ᾱ), Tweedie's formula
+    mean, var = torch.tensor([0.5, -0.3, 0.0]), torch.tensor([0.04, 0.25, 1.0])
+    prior = GaussianPrior(mean, var, NoiseSchedule.linear(1000))
+    x_t = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0, 10, 300, 700, 999])
+    a = prior.noise.alphas_cumprod[t].unsqueeze(1).float()
+    expected = mean + a.sqrt() * var * (x_t - a.sqrt() * mean) / (a * var + 1 - a)
+    torch.testing.assert_close(prior.predict_x0(x_t, t), expected, atol=1e-4, rtol=1e-4)  # ᾱ_999 ≈ 4e-5: fp32 division
+    # a given noise prediction is used as it is
+    torch.testing.assert_close(prior.predict_x0(x_t, t, eps=torch.zeros_like(x_t)), x_t / a.sqrt())
+
+
 def test_denoise_from_intermediate_t_keeps_the_sample_close():
     prior = GaussianPrior(torch.zeros(4), torch.ones(4), NoiseSchedule.linear(1000))
     x = torch.full((64, 4), 0.8)

@@ -46,6 +46,14 @@ class Prior(torch.nn.Module):
         a = self.noise.alpha_bar(t, x0)
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+        """The clean estimate x̂₀ = (x_t − √(1−ᾱ_t)·ε_θ(x_t, t)) / √ᾱ_t at integer timesteps ``t``
+        (shape [B]), unclipped; ``eps``: a noise prediction already made for ``x_t``."""
+        a = self.noise.alpha_bar(t, x_t)
+        if eps is None:
+            eps = self.eps(x_t, t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
     @torch.no_grad()
     def denoise(
         self,
@@ -95,9 +103,7 @@ class Prior(torch.nn.Module):
             if sigma > 0:
                 x = x + sigma * per_sample_randn(gens, self.shape, x)
         # last step: t = 0 → the clean estimate
-        tt = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        a = float(ab[0])
-        x0 = (x - (1 - a) ** 0.5 * self.eps(x, tt)) / a**0.5
+        x0 = self.predict_x0(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
         return x0.clamp(lo, hi) if clip else x0
 
     @torch.no_grad()

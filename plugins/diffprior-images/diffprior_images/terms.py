@@ -167,13 +167,12 @@ class Denoiser:
             t = min(max(t, 0), prior.T - 1)
             eps = torch.randn(x.shape[1:], generator=self.gen).to(x)
             tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-            a = prior.noise.alpha_bar(tt, x)
-            x_t = a.sqrt() * x + (1 - a).sqrt() * eps
+            x_t = prior.q_sample(x, tt, eps)
             if c.jacobian:
-                x0 = (x_t - (1 - a).sqrt() * prior.eps(x_t, tt)) / a.sqrt()
+                x0 = prior.predict_x0(x_t, tt)
             else:
                 with torch.no_grad():
-                    x0 = (x_t - (1 - a).sqrt() * prior.eps(x_t, tt)) / a.sqrt()
+                    x0 = prior.predict_x0(x_t, tt)
                 x0 = x + (x0 - x).detach()  # straight-through: the classifier's gradient at x̂₀ goes to x
             out.append(x0.clamp(lo, hi))
         return out
