@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from diffprior.config import TermConfig, resolve_path
+from diffprior.bases import TermConfig, resolve_path
 from diffprior.hookspecs import hookimpl
 
 SHAPES = ("circle", "square", "diamond")

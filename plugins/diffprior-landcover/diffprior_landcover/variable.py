@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from diffprior import ConfigError, SimplexLabelMap
-from diffprior.rng import per_sample_randn
+from diffprior import ConfigError, SimplexLabelMap, per_sample_randn
 
 
 class LandcoverLabels(SimplexLabelMap):

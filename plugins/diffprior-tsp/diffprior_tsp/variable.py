@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from diffprior import ConfigError, Variable
-from diffprior.rng import per_sample_randn
+from diffprior import ConfigError, Variable, per_sample_randn
 
 from .raster import EdgeImages
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from diffprior.command import Command, UsageError
-from diffprior.config import PriorConfig
+from diffprior.bases import PriorConfig
 from diffprior.hookspecs import hookimpl
 
 
