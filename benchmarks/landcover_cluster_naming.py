@@ -14,7 +14,10 @@ pixel accuracy and per-class IoU against the true labels.
            timesteps --timesteps (--noises draws each, the same draws for every candidate),
            KL the lowres-kl term's (labels-to-prior, synthetic-world table) and NMI the
            whole-image NMI between the labels and the clusters. --prior-weight 0 is the same
-           search without the prior.
+           search without the prior. --search-classes road,building lets a cluster keep its
+           vote's name or take one of those classes only (the thin and small classes that no
+           coarse block is labelled with): the prior then only judges whether a cluster's shape
+           is a road or a building.
 
   readout  the prior asked what each cluster is: the cluster's pixels are set to "unknown" (every
            class 1/K) in the vote's map, noised to --readout-timesteps, and named by the class
@@ -25,6 +28,10 @@ With --energies it prints, per scene, L_prior, KL and NMI of the true map, the o
 and the upsampled coarse map instead.
 
   OMP_NUM_THREADS=1 python benchmarks/landcover_cluster_naming.py --count 8 --prior-weight 1 --timesteps 500,700
+
+It ends with paired bootstrap intervals (over scenes) of the search's mIoU against the vote
+and against each --against NAME=PREDICTIONS.npy (e.g. a method's maps saved by
+benchmarks/landcover.py --out DIR, in DIR/preds/).
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from landcover import class_shares, coarse_nearest, confusions, kmeans_labels, majority_names, scores  # noqa: E402
+from landcover import (bootstrap_difference, class_shares, coarse_nearest, confusions, kmeans_labels,  # noqa: E402
+                       majority_names, scores)
 
 
 def main(argv=None) -> int:
@@ -54,10 +62,14 @@ def main(argv=None) -> int:
     p.add_argument("--timesteps", default="500,700", help="timesteps of the prior's denoising loss")
     p.add_argument("--noises", type=int, default=4, help="noise draws per timestep")
     p.add_argument("--sweeps", type=int, default=2)
+    p.add_argument("--search-classes", default="all",
+                   help="the names the search may give a cluster besides the vote's: 'all' or e.g. 'road,building'")
     p.add_argument("--readout-timesteps", default="200,400", help="timesteps of the readout's noised maps")
     p.add_argument("--readout-vote", type=float, default=0.0, help="weight of the vote's class shares in the readout")
     p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
     p.add_argument("--save", type=Path, default=None, help="folder: write each method's label maps as METHOD.npy (e.g. for landcover.py --start)")
+    p.add_argument("--against", action="append", default=[], metavar="NAME=PREDICTIONS.npy",
+                   help="another method's label maps [N, 64, 64] of the same scenes, for a paired interval")
     p.add_argument("--energies", action="store_true", help="print each scene's energy terms for truth, oracle, vote, coarse")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -120,6 +132,8 @@ def main(argv=None) -> int:
         e = args.kl_weight * kl - args.nmi_weight * n
         return e + args.prior_weight * 1000 * prior_loss(maps) if args.prior_weight else e
 
+    allowed = None if args.search_classes == "all" else np.array(
+        sorted(CLASSES.index(c.strip()) for c in args.search_classes.split(",")))
     scenes = [scene(s) for s in split_seeds(args.split, args.count, args.offset)]
     found = {"oracle": [], "vote": [], "readout": [], "search": []}
     start = time.perf_counter()
@@ -140,6 +154,7 @@ def main(argv=None) -> int:
             continue
         found["oracle"].append(oracle[clusters])
         found["vote"].append(names[clusters])
+        vote = names.copy()
         shares = class_shares(clusters, up, args.k, K)
         scores_readout = readout(names, clusters, members).numpy() + args.readout_vote * shares
         found["readout"].append(scores_readout.argmax(1)[clusters])
@@ -148,10 +163,11 @@ def main(argv=None) -> int:
             for j in np.argsort([-m.sum() for m in members]):
                 if not members[j].any():
                     continue
-                candidates = np.repeat(names[None], K, 0)
-                candidates[:, j] = np.arange(K)
+                options = np.arange(K) if allowed is None else np.union1d(allowed, [vote[j]])
+                candidates = np.repeat(names[None], len(options), 0)
+                candidates[:, j] = options
                 maps = torch.as_tensor(np.stack([c[clusters] for c in candidates])).long()
-                best = int(energy(maps, pi, one_hot_clusters).argmin())
+                best = int(options[int(energy(maps, pi, one_hot_clusters).argmin())])
                 changed += best != names[j]
                 names[j] = best
             if not changed:
@@ -168,9 +184,19 @@ def main(argv=None) -> int:
           f"kl {args.kl_weight}, nmi {args.nmi_weight}, t {ts} × {args.noises}: {time.perf_counter() - start:.0f} s")
     print("| method | mIoU | pixel acc. | " + " | ".join(CLASSES) + " |")
     print("|" + "---|" * (len(CLASSES) + 3))
-    for name, preds in found.items():
-        s = scores(confusions(np.stack(preds), truth, K))
+    others = {}
+    for spec in args.against:
+        name, _, path = spec.partition("=")
+        others[name] = np.load(path)[:len(scenes)].astype(np.int64)
+        if others[name].shape != truth.shape:
+            raise SystemExit(f"--against {spec}: maps of shape {others[name].shape}, the scenes are {truth.shape}")
+    confs = {name: confusions(np.stack(preds), truth, K) for name, preds in {**found, **others}.items()}
+    for name, conf in confs.items():
+        s = scores(conf)
         print(f"| {name} | {100 * s['miou']:.1f} | {100 * s['accuracy']:.1f} | " + " | ".join(f"{100 * v:.1f}" for v in s["iou"]) + " |")
+    for name in ["vote", *others]:
+        mean, low, high = bootstrap_difference(confs["search"], confs[name])
+        print(f"search − {name}: {100 * mean:+.1f} mIoU points, 95% paired bootstrap interval [{100 * low:+.1f}, {100 * high:+.1f}]")
     return 0
 
 
