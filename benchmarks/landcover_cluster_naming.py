@@ -8,8 +8,10 @@ pixel accuracy and per-class IoU against the true labels.
   oracle   each cluster named by the true class of most of its pixels: the ceiling of any
            method that names whole clusters
   vote     each cluster named by the coarse map's class of most of its pixels (the baseline)
-  search   coordinate descent from the vote: each cluster in turn (largest first) takes the class
-           that lowers  E = w_prior·1000·L_prior + w_kl·KL − w_nmi·NMI  the most, for --sweeps passes.
+  search   coordinate descent from the vote (or from --names-from: each cluster's majority class in
+           another method's maps): each cluster in turn (largest first) takes the class that
+           lowers  E = w_prior·1000·L_prior + w_kl·KL − w_nmi·NMI  the most, for --sweeps passes
+           (--sweeps 0: the starting names themselves).
            L_prior is the prior's denoising loss ‖ε_θ(x_t, t) − ε‖² of the one-hot map at the
            timesteps --timesteps (--noises draws each, the same draws for every candidate),
            KL the lowres-kl term's (labels-to-prior, synthetic-world table) and NMI the
@@ -47,7 +49,7 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from landcover import (bootstrap_difference, class_shares, coarse_nearest, confusions, kmeans_labels,  # noqa: E402
-                       majority_names, scores)
+                       majority_names, picture_grid, scores)
 
 
 def main(argv=None) -> int:
@@ -67,7 +69,10 @@ def main(argv=None) -> int:
     p.add_argument("--readout-timesteps", default="200,400", help="timesteps of the readout's noised maps")
     p.add_argument("--readout-vote", type=float, default=0.0, help="weight of the vote's class shares in the readout")
     p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
-    p.add_argument("--save", type=Path, default=None, help="folder: write each method's label maps as METHOD.npy (e.g. for landcover.py --start)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="folder: write each method's label maps as METHOD.npy (e.g. for landcover.py --start) and grid.png")
+    p.add_argument("--names-from", type=Path, default=None, metavar="PREDICTIONS.npy",
+                   help="start the search from each cluster's majority class in these maps instead of the vote")
     p.add_argument("--against", action="append", default=[], metavar="NAME=PREDICTIONS.npy",
                    help="another method's label maps [N, 64, 64] of the same scenes, for a paired interval")
     p.add_argument("--energies", action="store_true", help="print each scene's energy terms for truth, oracle, vote, coarse")
@@ -135,6 +140,7 @@ def main(argv=None) -> int:
     allowed = None if args.search_classes == "all" else np.array(
         sorted(CLASSES.index(c.strip()) for c in args.search_classes.split(",")))
     scenes = [scene(s) for s in split_seeds(args.split, args.count, args.offset)]
+    start_maps = None if args.names_from is None else np.load(args.names_from)[:len(scenes)].astype(np.int64)
     found = {"oracle": [], "vote": [], "readout": [], "search": []}
     start = time.perf_counter()
     for i, sc in enumerate(scenes):
@@ -154,6 +160,8 @@ def main(argv=None) -> int:
             continue
         found["oracle"].append(oracle[clusters])
         found["vote"].append(names[clusters])
+        if start_maps is not None:
+            names = majority_names(clusters, start_maps[i], args.k, K)
         vote = names.copy()
         shares = class_shares(clusters, up, args.k, K)
         scores_readout = readout(names, clusters, members).numpy() + args.readout_vote * shares
@@ -194,6 +202,9 @@ def main(argv=None) -> int:
     for name, conf in confs.items():
         s = scores(conf)
         print(f"| {name} | {100 * s['miou']:.1f} | {100 * s['accuracy']:.1f} | " + " | ".join(f"{100 * v:.1f}" for v in s["iou"]) + " |")
+    if args.save:  # the first 8 scenes: image, coarse, each method, truth
+        columns = {"vote": np.stack(found["vote"]), **others, "search": np.stack(found["search"])}
+        picture_grid(scenes, columns, args.save / "grid.png")
     for name in ["vote", *others]:
         mean, low, high = bootstrap_difference(confs["search"], confs[name])
         print(f"search − {name}: {100 * mean:+.1f} mIoU points, 95% paired bootstrap interval [{100 * low:+.1f}, {100 * high:+.1f}]")
