@@ -17,12 +17,12 @@ pixel accuracy and per-class IoU against the true labels.
            KL the lowres-kl term's (labels-to-prior, synthetic-world table) and NMI the
            whole-image NMI between the labels and the clusters. --prior-weight 0 is the same
            search without the prior. --search-classes road,building lets a cluster keep its
-           vote's name or take one of those classes only (the thin and small classes that no
+           starting name or take one of those classes only (the thin and small classes that no
            coarse block is labelled with): the prior then only judges whether a cluster's shape
            is a road or a building.
 
   readout  the prior asked what each cluster is: the cluster's pixels are set to "unknown" (every
-           class 1/K) in the vote's map, noised to --readout-timesteps, and named by the class
+           class 1/K) in the starting names' map, noised to --readout-timesteps, and named by the class
            of the prior's predicted clean map averaged over those pixels (and --noises draws),
            plus --readout-vote times the vote's class shares of the cluster.
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--noises", type=int, default=4, help="noise draws per timestep")
     p.add_argument("--sweeps", type=int, default=2)
     p.add_argument("--search-classes", default="all",
-                   help="the names the search may give a cluster besides the vote's: 'all' or e.g. 'road,building'")
+                   help="the names the search may give a cluster besides its starting one: 'all' or e.g. 'road,building'")
     p.add_argument("--readout-timesteps", default="200,400", help="timesteps of the readout's noised maps")
     p.add_argument("--readout-vote", type=float, default=0.0, help="weight of the vote's class shares in the readout")
     p.add_argument("--checkpoint", default="landcover", help="label-map prior: bundled name or .safetensors path")
@@ -137,8 +137,10 @@ def main(argv=None) -> int:
         e = args.kl_weight * kl - args.nmi_weight * n
         return e + args.prior_weight * 1000 * prior_loss(maps) if args.prior_weight else e
 
-    allowed = None if args.search_classes == "all" else np.array(
-        sorted(CLASSES.index(c.strip()) for c in args.search_classes.split(",")))
+    wanted = [] if args.search_classes == "all" else [c.strip() for c in args.search_classes.split(",")]
+    if set(wanted) - set(CLASSES):
+        p.error(f"--search-classes: unknown {sorted(set(wanted) - set(CLASSES))}; the classes are {', '.join(CLASSES)}")
+    allowed = np.array(sorted(CLASSES.index(c) for c in wanted)) if wanted else None
     scenes = [scene(s) for s in split_seeds(args.split, args.count, args.offset)]
     start_maps = None if args.names_from is None else np.load(args.names_from)[:len(scenes)].astype(np.int64)
     found = {"oracle": [], "vote": [], "readout": [], "search": []}
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
         found["vote"].append(names[clusters])
         if start_maps is not None:
             names = majority_names(clusters, start_maps[i], args.k, K)
-        vote = names.copy()
+        start_names = names.copy()
         shares = class_shares(clusters, up, args.k, K)
         scores_readout = readout(names, clusters, members).numpy() + args.readout_vote * shares
         found["readout"].append(scores_readout.argmax(1)[clusters])
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
             for j in np.argsort([-m.sum() for m in members]):
                 if not members[j].any():
                     continue
-                options = np.arange(K) if allowed is None else np.union1d(allowed, [vote[j]])
+                options = np.arange(K) if allowed is None else np.union1d(allowed, [start_names[j]])
                 candidates = np.repeat(names[None], len(options), 0)
                 candidates[:, j] = options
                 maps = torch.as_tensor(np.stack([c[clusters] for c in candidates])).long()
