@@ -58,7 +58,7 @@ def core_imports(path: Path):
                     yield node.lineno, alias.name, None
 
 
-def violations(paths):
+def violations(paths, root: Path = REPO):
     found = []
     for path in paths:
         for line, module, name in core_imports(path):
@@ -66,7 +66,7 @@ def violations(paths):
             if allowed is None or (name is None and module in PUBLIC) or (name and name in allowed):
                 continue
             what = f"{module}.{name}" if name else module
-            found.append(f"{path.relative_to(REPO)}:{line}: {what}")
+            found.append(f"{path.relative_to(root)}:{line}: {what}")
     return found
 
 
@@ -80,17 +80,8 @@ def test_the_check_catches_an_import_of_a_core_internal(tmp_path):
     plugin = tmp_path / "plugin.py"
     plugin.write_text("from diffprior import Term\nfrom diffprior.optimizer import _PriorLoss\n"
                       "def f():\n    from diffprior.sharding import merge_runs\n    import diffprior.runner\n")
-    found = [v.split(": ")[1] for v in _violations_at(tmp_path, plugin)]
+    found = [v.split(": ")[1] for v in violations([plugin], root=tmp_path)]
     assert found == ["diffprior.optimizer._PriorLoss", "diffprior.sharding.merge_runs", "diffprior.runner"]
-
-
-def _violations_at(root: Path, path: Path):
-    global REPO
-    saved, REPO = REPO, root
-    try:
-        return violations([path])
-    finally:
-        REPO = saved
 
 
 @pytest.mark.parametrize("module", sorted(m for m in PUBLIC if m != "diffprior"))
