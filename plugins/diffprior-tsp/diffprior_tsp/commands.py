@@ -312,6 +312,7 @@ def merge_eval_parts(parts: list, out: Path) -> int:
 def _configure_report(p):
     p.add_argument("parts", type=Path, nargs="+", help="PART.json files of one `tsp eval --shard I/N --json` evaluation")
     p.add_argument("--json", type=Path, default=None, help="also write the table (and per-instance gaps) as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="also draw gap against seconds per instance (PNG)")
 
 
 def _report_parts(args) -> int:
@@ -336,7 +337,7 @@ def _report_parts(args) -> int:
     shards = sorted(info["shard"][0] for _, info in parts)
     print(f"shards {', '.join(map(str, shards))} of {count} ({len(reference)} of {header['total']} instances)"
           + ("" if len(shards) == count else f"; `diffprior merge` joins all {count} into the whole file's figures"))
-    return _report(header, methods, reference, heat, json_path=args.json)
+    return _report(header, methods, reference, heat, json_path=args.json, plot=args.plot)
 
 
 # ------------------------------------------------------------------------------ show

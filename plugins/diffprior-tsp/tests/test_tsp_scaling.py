@@ -89,9 +89,13 @@ def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, ca
     assert _figures(folder / "older.json") == single
 
     # `tsp report` reads the parts present as one evaluation of their instances (2..4 here)
-    assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json")]) == 0
+    assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json"),
+                 "--plot", str(folder / "report.png")]) == 0
     out = capsys.readouterr().out
     assert "shards 1 of 2 (3 of 5 instances)" in out and "TSP-6: 3 instances" in out
+    from PIL import Image
+    with Image.open(folder / "report.png") as picture:
+        assert picture.size[0] > 200 and picture.size[1] > 200
     partial = json.loads((folder / "report.json").read_text())["per_instance_gap_percent"]
     whole = single["per_instance_gap_percent"]
     assert partial.keys() == whole.keys()
