@@ -12,6 +12,12 @@ interpolates between the prior's decoding (w = 0, the paper's) and the distances
 each mixture greedily, with 2-opt, and with perturbed restarts + 2-opt, next to the uniform
 heat-map with the same decoding, and gives paired 95% bootstrap intervals against it.
 
+With ``--samples K`` the heat-maps are optimised K times per instance (seeds seed + i + k·10⁶,
+as ``tsp eval --samples``), and two more ways to spend that compute are compared: decoding the
+mean of the K heat-maps once, and the best of the K decodings.
+
+(The best-of-K rows' restarts are compared with K·R restarts of the uniform heat-map.)
+
 Tune ``w`` on validation instances only:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/tsp_decoding.py \
@@ -23,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -45,13 +50,15 @@ def main() -> None:
                         help="cache of the optimised heat-maps (.npz): read if present, else written")
     parser.add_argument("--weights", default="0,0.05,0.1,0.2,0.3,0.5,0.7",
                         help="uniform mixture weights w to decode, comma-separated")
+    parser.add_argument("--samples", type=int, default=1, help="K heat-maps per instance (K optimisations)")
     parser.add_argument("--restarts", type=int, default=8)
     parser.add_argument("--sigma", type=float, default=0.3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from diffprior_tsp.evaluation import paired_bootstrap, perturbed_restarts
+    from diffprior_tsp.evaluation import best_of, paired_bootstrap, perturbed_restarts
     from diffprior_tsp.instances import read_instances, tour_lengths
+    from diffprior_tsp.commands import SAMPLE_SEED_STRIDE
     from diffprior_tsp.solver import (PriorSettings, decode_heatmaps, load_tsp_prior, optimise_heatmaps,
                                       with_two_opt)
 
@@ -61,48 +68,68 @@ def main() -> None:
     coords = instances.coords
     reference = tour_lengths(coords, instances.tours)
 
-    if args.heatmaps.exists():
-        cached = np.load(args.heatmaps)
-        if not np.array_equal(cached["coords"], coords):
-            parser.error(f"{args.heatmaps} was optimised for other instances; delete it or pass another path")
-        adjacency, seconds = cached["adjacency"], float(cached["seconds"])
-    else:
-        prior = load_tsp_prior(args.checkpoint, cities=instances.size)
-        solution = optimise_heatmaps(prior, coords, PriorSettings(steps=args.steps))
-        adjacency, seconds = solution.adjacency, solution.seconds
-        args.heatmaps.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.heatmaps, coords=coords, adjacency=adjacency, seconds=seconds)
+    samples, seconds = [], 0.0
+    for k in range(args.samples):
+        # one cache file per sample, so a longer run reuses the samples of a shorter one
+        cache = args.heatmaps if k == 0 else args.heatmaps.with_name(f"{args.heatmaps.stem}-sample{k}.npz")
+        if cache.exists():
+            cached = np.load(cache)
+            if not np.array_equal(cached["coords"], coords):
+                parser.error(f"{cache} was optimised for other instances; delete it or pass another path")
+            adjacency, spent = cached["adjacency"], float(cached["seconds"])
+        else:
+            prior = load_tsp_prior(args.checkpoint, cities=instances.size)
+            solution = optimise_heatmaps(prior, coords, PriorSettings(steps=args.steps, seed=k * SAMPLE_SEED_STRIDE))
+            adjacency, spent = solution.adjacency, solution.seconds
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(cache, coords=coords, adjacency=adjacency, seconds=spent)
+        samples.append(adjacency)
+        seconds += spent
 
     def gaps(tours):
         return 100 * (tour_lengths(coords, tours) / reference - 1)
 
-    weights = [float(w) for w in args.weights.split(",")]
-    rows = []
-    uniform = {}
-    for name, heat in [("uniform", None)] + [(f"prior w={w:g}", h) for w, h in mixtures(adjacency, weights).items()]:
-        start = time.perf_counter()
-        if heat is None:
-            n = coords.shape[1]
-            heat = np.full((len(coords), n, n), 1.0 / (n - 1))
+    def decodings(heat):
         greedy = decode_heatmaps(heat, coords)
-        row = {"heat-map": name, "greedy": gaps(greedy), "2-opt": gaps(with_two_opt(coords, greedy)),
-               "restarts": gaps(perturbed_restarts(coords, heat, args.restarts, args.sigma))}
-        row["decode seconds / instance"] = (time.perf_counter() - start) / len(coords)
-        if name == "uniform":
-            uniform = row
-        rows.append(row)
+        improved = with_two_opt(coords, greedy)
+        return greedy, improved, perturbed_restarts(coords, heat, args.restarts, args.sigma)
+
+    weights = [float(w) for w in args.weights.split(",")]
+    n = coords.shape[1]
+    heatmaps = [("uniform", np.full((len(coords), n, n), 1.0 / (n - 1)))]
+    heatmaps += [(f"prior w={w:g}", h) for w, h in mixtures(samples[0], weights).items()]
+    if args.samples > 1:
+        mean = np.mean(samples, axis=0)
+        heatmaps += [(f"mean of {args.samples} prior heat-maps, w={w:g}", h) for w, h in mixtures(mean, weights).items()]
+    rows = []
+    for name, heat in heatmaps:
+        tours = decodings(heat)
+        rows.append({"heat-map": name, **{c: gaps(t) for c, t in zip(("greedy", "2-opt", "restarts"), tours)}})
+    if args.samples > 1:
+        for w, _ in mixtures(samples[0], weights).items():
+            per_sample = [decodings(mixtures(a, [w])[w]) for a in samples]
+            rows.append({"heat-map": f"best of {args.samples} prior heat-maps, w={w:g}",
+                         **{c: gaps(best_of(coords, [d[j] for d in per_sample]))
+                            for j, c in enumerate(("greedy", "2-opt", "restarts"))}})
+    uniform = rows[0]
+    if args.samples > 1:
+        # best of K heat-maps decodes K·R restarts: compare it with as many restarts of the uniform one
+        many = args.restarts * args.samples
+        rows.append({"heat-map": f"uniform, {many} restarts", "greedy": uniform["greedy"], "2-opt": uniform["2-opt"],
+                     "restarts": gaps(perturbed_restarts(coords, heatmaps[0][1], many, args.sigma))})
 
     columns = ["greedy", "2-opt", "restarts"]
     print(f"{len(coords)} instances of {args.instances}; heat-maps: {args.steps} steps, "
-          f"{seconds / len(coords):.1f} s / instance; restarts: best of {args.restarts}, σ {args.sigma}, + 2-opt")
+          f"{seconds / len(coords):.1f} s / instance ({args.samples} per instance); restarts: best of {args.restarts}, σ {args.sigma}, + 2-opt")
     print(f"| heat-map | greedy | greedy + 2-opt | {args.restarts} restarts + 2-opt | 2-opt − uniform [95%] "
           f"| restarts − uniform [95%] |")
     print("|---|---|---|---|---|---|")
     summary = []
     for row in rows:
-        compare = {c: paired_bootstrap(row[c], uniform[c]) for c in ("2-opt", "restarts")}
+        baseline = rows[-1] if row["heat-map"].startswith("best of") else uniform
+        compare = {c: paired_bootstrap(row[c], baseline[c]) for c in ("2-opt", "restarts")}
         cells = [f"{row[c].mean():.2f}%" for c in columns]
-        cells += ["–" if row is uniform else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*compare[c])
+        cells += ["–" if row["heat-map"].startswith("uniform") else "{:+.2f} [{:+.2f}, {:+.2f}]".format(*compare[c])
                   for c in ("2-opt", "restarts")]
         print(f"| {row['heat-map']} | " + " | ".join(cells) + " |")
         summary.append({"heat-map": row["heat-map"], **{c: float(row[c].mean()) for c in columns},
@@ -111,7 +138,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"instances": str(args.instances), "count": len(coords),
-                                         "steps": args.steps, "restarts": args.restarts, "sigma": args.sigma,
+                                         "steps": args.steps, "samples": args.samples, "restarts": args.restarts, "sigma": args.sigma,
                                          "rows": summary}, indent=1))
 
 
