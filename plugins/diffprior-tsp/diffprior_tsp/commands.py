@@ -25,7 +25,20 @@ def _add_prior_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: the U-Net under bf16 autocast (faster on CPUs with bf16 kernels and GPUs)")
+    p.add_argument("--uniform-weight", type=_unit_interval, default=0.0, metavar="W",
+                   help="decode (1 − W)·heat-map + W·uniform: 0 is the paper's decoding; 0.1 was best on "
+                        "validation instances (docs/tutorials/tsp.md, 'Decoding the heat-map')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
 
 
 def _settings(args):
@@ -53,7 +66,7 @@ def _configure_solve(p):
 def _solve(args) -> int:
     from . import scaling
     from .instances import format_instance, tour_lengths
-    from .solver import decode_heatmaps, optimise_heatmaps, with_two_opt
+    from .solver import decode_heatmaps, mix_uniform, optimise_heatmaps, with_two_opt
 
     world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
     instances, prior = _load(args)
@@ -63,7 +76,7 @@ def _solve(args) -> int:
     settings = _settings(args)
     settings.seed += part.start
     solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet and world.is_main)
-    tours = decode_heatmaps(solution.adjacency, coords)
+    tours = decode_heatmaps(mix_uniform(solution.adjacency, args.uniform_weight), coords)
     if not args.no_two_opt:
         tours = with_two_opt(coords, tours)
     tours = scaling.gather_arrays({"tours": tours})["tours"]
@@ -117,7 +130,7 @@ def _eval(args) -> int:
     from . import scaling
     from .evaluation import best_of, is_single_cycle, perturbed_restarts, shared_edges
     from .instances import Instances, read_instances, tour_lengths
-    from .solver import (decode_heatmaps, lkh_tours, nearest_neighbour, optimise_heatmaps,
+    from .solver import (decode_heatmaps, lkh_tours, mix_uniform, nearest_neighbour, optimise_heatmaps,
                          uniform_heatmap_tours, with_two_opt)
 
     if args.sigma < 0 or not np.isfinite(args.sigma):
@@ -150,9 +163,10 @@ def _eval(args) -> int:
             solution = optimise_heatmaps(prior, coords, settings, progress=progress)
             if k == 0:
                 first_solution = solution
-            greedy, t_greedy = _timed(decode_heatmaps, solution.adjacency, coords)
+            heat_map = mix_uniform(solution.adjacency, args.uniform_weight)
+            greedy, t_greedy = _timed(decode_heatmaps, heat_map, coords)
             improved, t_opt = _timed(with_two_opt, coords, greedy)
-            restarted, t_rest = _timed(perturbed_restarts, coords, solution.adjacency, R, sigma, seed=settings.seed)
+            restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=settings.seed)
             greedy_runs.append(greedy)
             improved_runs.append(improved)
             restart_runs.append(restarted)
@@ -210,7 +224,8 @@ def _eval(args) -> int:
     heat = {k: joined[f"heat.{k}"] for k in heat}
     header = {"instances_file": str(args.instances), "instances_sha256": scaling.file_digest(args.instances),
               "cities": instances.size, "settings": vars(_settings(args)),
-              "samples": args.samples, "restarts": R, "sigma": sigma, "first_seed": args.seed,
+              "samples": args.samples, "restarts": R, "sigma": sigma, "uniform_weight": args.uniform_weight,
+              "first_seed": args.seed,
               "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
               "precision": args.precision}
     if not world.is_main:
@@ -265,7 +280,8 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
     print(f"TSP-{cities}: {M} instances of {source}; reference mean length {float(reference.mean()):.5f}")
     if not baselines_only:
         print(f"prior: {header['checkpoint'] or 'bundled tsp50'}; {s['steps']} steps, gradient {s['gradient']}, "
-              f"batch {s['batch_size']}, samples {samples}, device {header['device']}, precision {header['precision']}")
+              f"batch {s['batch_size']}, samples {samples}, device {header['device']}, precision {header['precision']}"
+              + (f"; decoded with uniform weight {header['uniform_weight']}" if header.get("uniform_weight") else ""))
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
@@ -285,7 +301,8 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({
             "instances": M, "cities": cities, "settings": s, "samples": samples,
-            "restarts": R, "sigma": sigma, "reference_mean": float(reference.mean()), "rows": table,
+            "restarts": R, "sigma": sigma, "uniform_weight": header.get("uniform_weight", 0.0),
+            "reference_mean": float(reference.mean()), "rows": table,
             "comparisons": comparisons, "heatmap": heatmap, "first_seed": header["first_seed"],
             "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
     if plot:
@@ -350,7 +367,7 @@ def _configure_show(p):
 def _show(args) -> int:
     from .instances import read_instances
     from .pictures import draw_solution
-    from .solver import decode_heatmaps, load_tsp_prior, optimise_heatmaps, with_two_opt
+    from .solver import decode_heatmaps, load_tsp_prior, mix_uniform, optimise_heatmaps, with_two_opt
 
     instances = read_instances(args.instances)
     if not 0 <= args.index < len(instances):
@@ -360,7 +377,7 @@ def _show(args) -> int:
     settings = _settings(args)
     settings.seed += args.index  # the same result as instance `index` of a whole-file run
     solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)
-    tour = with_two_opt(coords, decode_heatmaps(solution.adjacency, coords))[0]
+    tour = with_two_opt(coords, decode_heatmaps(mix_uniform(solution.adjacency, args.uniform_weight), coords))[0]
     reference = None if instances.tours is None else instances.tours[args.index]
     draw_solution(args.out, coords[0], solution.adjacency[0], solution.images[0, 0], tour, reference,
                   title=f"{args.instances.name}, instance {args.index}")

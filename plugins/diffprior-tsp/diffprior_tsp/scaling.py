@@ -65,6 +65,10 @@ def file_digest(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# what a part written before a field existed used
+PART_DEFAULTS = {"uniform_weight": 0.0}
+
+
 def _comparable(field: str, value):
     """The instance file by its name: the parts of one evaluation may have been written from
     other working directories or machines, which name the same file by another path."""
@@ -85,9 +89,10 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
         index, count = info["shard"]
         if first is None:
             first = info
-        fields = ("total", "instances_file", "settings", "samples", "restarts", "sigma", "first_seed", "checkpoint",
-                  "baselines_only", "precision")
-        different = [f for f in fields if _comparable(f, info.get(f)) != _comparable(f, first.get(f))]
+        fields = ("total", "instances_file", "settings", "samples", "restarts", "sigma", "uniform_weight",
+                  "first_seed", "checkpoint", "baselines_only", "precision")
+        different = [f for f in fields if _comparable(f, info.get(f, PART_DEFAULTS.get(f)))
+                     != _comparable(f, first.get(f, PART_DEFAULTS.get(f)))]
         # parts written before the digest was recorded carry none: those are compared by file name only
         digest = digest or info.get("instances_sha256")
         if info.get("instances_sha256", digest) != digest:

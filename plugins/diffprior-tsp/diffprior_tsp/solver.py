@@ -137,6 +137,18 @@ def optimise_heatmaps(prior, coords: np.ndarray, settings: PriorSettings, progre
     return PriorSolution(np.concatenate(adjacency), np.concatenate(images), time.perf_counter() - start)
 
 
+def mix_uniform(adjacency: np.ndarray, weight: float) -> np.ndarray:
+    """(1 − w)·A + w·U, U the uniform heat-map 1/(N − 1): w = 0 decodes the prior's heat-map as
+    the paper does, w = 1 the distances alone. The optimised A is nearly 0/1, so at w = 0 the
+    edges the prior leaves out are ordered by noise; a little U orders them by distance."""
+    if not 0.0 <= weight <= 1.0:
+        raise ConfigError(f"the uniform weight must be in [0, 1], got {weight}")
+    if weight == 0.0:
+        return adjacency
+    n = adjacency.shape[-1]
+    return (1.0 - weight) * np.asarray(adjacency) + weight / (n - 1)
+
+
 def decode_heatmaps(adjacency: np.ndarray, coords: np.ndarray) -> np.ndarray:
     """The paper's greedy decoding: edges by (A + Aᵀ)_ij / d_ij, degree ≤ 2, no sub-cycles."""
     return greedy_edge_tours(edge_scores(adjacency, coords))

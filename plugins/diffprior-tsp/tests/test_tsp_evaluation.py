@@ -115,3 +115,43 @@ def test_single_cycle_detects_heatmaps_that_are_tours():
     assert shared_edges(tour[None], tour[None])[0] == 1.0
     assert shared_edges(np.roll(tour[::-1], 3)[None], tour[None])[0] == 1.0  # same cycle, other start/direction
     assert shared_edges(np.arange(n)[None], tour[None])[0] < 1.0
+
+
+def test_uniform_weight_orders_the_edges_the_heatmap_leaves_out_by_distance():
+    # 40 cities on a circle, visited in a shuffled order: the optimal tour is the circle. The
+    # heat-map knows only the first 20 circle edges and is 0 elsewhere, like an optimised heat-map.
+    from diffprior_tsp.solver import decode_heatmaps, mix_uniform
+
+    n = 40
+    angle = 2 * np.pi * np.arange(n) / n
+    order = np.random.default_rng(0).permutation(n)
+    coords = (0.5 + 0.4 * np.stack([np.cos(angle), np.sin(angle)], 1))[order][None]
+    position = np.argsort(order)  # city index of circle point k is position[k]
+    adjacency = np.zeros((1, n, n))
+    for k in range(20):
+        adjacency[0, position[k], position[k + 1]] = 1.0
+    circle = 2 * n * 0.4 * np.sin(np.pi / n)
+    paper = tour_lengths(coords, decode_heatmaps(adjacency, coords))[0]
+    mixed = tour_lengths(coords, decode_heatmaps(mix_uniform(adjacency, 0.1), coords))[0]
+    assert mixed == pytest.approx(circle)
+    assert paper > circle + 0.5  # the left-out edges fall to index order, far from the circle
+    np.testing.assert_array_equal(mix_uniform(adjacency, 0.0), adjacency)
+    uniform = np.full((1, n, n), 1.0 / (n - 1))
+    np.testing.assert_allclose(mix_uniform(adjacency, 1.0), uniform)
+    from diffprior import ConfigError
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        mix_uniform(adjacency, 1.5)
+
+
+def test_uniform_weight_option_is_checked_and_recorded(tmp_path, tiny_prior_path, capsys):
+    coords = random_instances(2, 7, seed=4)
+    path = tmp_path / "seven.txt"
+    write_instances(path, coords, np.stack([solve_reference(c) for c in coords]))
+    common = ["tsp", "eval", str(path), "--checkpoint", str(tiny_prior_path), "--steps", "2", "--restarts", "2",
+              "--no-lkh", "--no-matched-time", "--quiet"]
+    with pytest.raises(SystemExit):
+        main(common + ["--uniform-weight", "2"])
+    assert "expected a number from 0 to 1, got '2'" in capsys.readouterr().err
+    assert main(common + ["--uniform-weight", "0.1", "--json", str(tmp_path / "eval.json")]) == 0
+    assert "decoded with uniform weight 0.1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval.json").read_text())["uniform_weight"] == 0.1

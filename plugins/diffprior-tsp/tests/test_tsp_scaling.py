@@ -82,11 +82,16 @@ def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, ca
     assert main(["merge", str(folder / "edited0.json"), str(folder / "part1.json"),
                  "--out", str(folder / "edited.json")]) == 2
     assert "differs in instances_sha256" in capsys.readouterr().err
-    # a part written before digests were recorded joins by the file's name
-    (folder / "older0.json").write_text(json.dumps({k: v for k, v in part0.items() if k != "instances_sha256"}))
+    # a part written before digests (and the uniform weight) were recorded joins by the file's name
+    older = {k: v for k, v in part0.items() if k not in ("instances_sha256", "uniform_weight")}
+    (folder / "older0.json").write_text(json.dumps(older))
     assert main(["merge", str(folder / "older0.json"), str(folder / "part1.json"),
                  "--out", str(folder / "older.json")]) == 0
     assert _figures(folder / "older.json") == single
+    (folder / "mixed0.json").write_text(json.dumps(part0 | {"uniform_weight": 0.1}))
+    assert main(["merge", str(folder / "mixed0.json"), str(folder / "part1.json"),
+                 "--out", str(folder / "mixed.json")]) == 2
+    assert "differs in uniform_weight" in capsys.readouterr().err
 
     # `tsp report` reads the parts present as one evaluation of their instances (2..4 here)
     assert main(["tsp", "report", str(folder / "part1.json"), "--json", str(folder / "report.json"),
