@@ -19,7 +19,8 @@ differ by about a point of greedy gap on 64 instances), and two more ways to spe
 compared: decoding the mean of the K heat-maps once, and the best of the K decodings. The last
 column compares every row with the smallest weight given (normally 0, the paper's decoding).
 
-(The best-of-K rows' restarts are compared with K·R restarts of the uniform heat-map.)
+(The best-of-K rows are compared with as many decodings of the uniform heat-map: K perturbed
+restarts for greedy and 2-opt, K·R for the restarts column.)
 
 Tune ``w`` on validation instances only:
 
@@ -48,6 +49,8 @@ def main() -> None:
     parser.add_argument("--weights", default="0,0.05,0.1,0.2,0.3,0.5,0.7",
                         help="uniform mixture weights w to decode, comma-separated")
     parser.add_argument("--samples", type=int, default=1, help="K heat-maps per instance (K optimisations)")
+    parser.add_argument("--cache-sample", type=int, default=None, metavar="k",
+                        help="only optimise and cache sample k, then stop (fills the cache from parallel processes)")
     parser.add_argument("--restarts", type=int, default=8)
     parser.add_argument("--sigma", type=float, default=0.3)
     parser.add_argument("--json", type=Path, default=None)
@@ -65,9 +68,9 @@ def main() -> None:
     coords = instances.coords
     reference = tour_lengths(coords, instances.tours)
 
+    # the heat-maps are cached per sample, so a longer run reuses the samples of a shorter one
     samples, seconds = [], 0.0
-    for k in range(args.samples):
-        # one cache file per sample, so a longer run reuses the samples of a shorter one
+    for k in range(args.samples) if args.cache_sample is None else [args.cache_sample]:
         cache = args.heatmaps if k == 0 else args.heatmaps.with_name(f"{args.heatmaps.stem}-sample{k}.npz")
         if cache.exists():
             cached = np.load(cache)
@@ -82,6 +85,9 @@ def main() -> None:
             np.savez_compressed(cache, coords=coords, adjacency=adjacency, seconds=spent)
         samples.append(adjacency)
         seconds += spent
+    if args.cache_sample is not None:
+        print(f"sample {args.cache_sample} of the heat-maps is in {cache}")
+        return
 
     def gaps(tours):
         return 100 * (tour_lengths(coords, tours) / reference - 1)
@@ -111,10 +117,12 @@ def main() -> None:
             rows.append(row(f"mean of {K} heat-maps, w={w:g}", decodings(mix_uniform(np.mean(samples, axis=0), w))))
             rows.append(row(f"best of {K} heat-maps, w={w:g}", np.min(per_sample, axis=0)))
     if K > 1:
-        # best of K heat-maps decodes K·R restarts: compare it with as many restarts of the uniform one
-        many = args.restarts * K
-        rows.append(row(f"uniform, {many} restarts", [uniform["greedy"], uniform["2-opt"],
-                                                      gaps(perturbed_restarts(coords, uniform_heat, many, args.sigma))]))
+        # best of K heat-maps decodes K times (K·R with restarts): compare it with as many decodings
+        # of the uniform heat-map, i.e. K (K·R) perturbed restarts
+        rows.append(row(f"uniform, best of {K} / {K * args.restarts} restarts", [
+            gaps(perturbed_restarts(coords, uniform_heat, K, args.sigma, two_opt_moves=False)),
+            gaps(perturbed_restarts(coords, uniform_heat, K, args.sigma)),
+            gaps(perturbed_restarts(coords, uniform_heat, K * args.restarts, args.sigma))]))
     paper = single[min(single)]  # the smallest weight given, normally 0: the paper's decoding
 
     def interval(a, b):
