@@ -155,3 +155,23 @@ def test_uniform_weight_option_is_checked_and_recorded(tmp_path, tiny_prior_path
     assert main(common + ["--uniform-weight", "0.1", "--json", str(tmp_path / "eval.json")]) == 0
     assert "decoded with uniform weight 0.1" in capsys.readouterr().out
     assert json.loads((tmp_path / "eval.json").read_text())["uniform_weight"] == 0.1
+
+
+def test_best_of_k_samples_is_compared_with_as_many_uniform_decodings(tmp_path, tiny_prior_path):
+    coords = random_instances(3, 7, seed=8)
+    path = tmp_path / "seven.txt"
+    write_instances(path, coords, np.stack([solve_reference(c) for c in coords]))
+    out = tmp_path / "eval.json"
+    assert main(["tsp", "eval", str(path), "--checkpoint", str(tiny_prior_path), "--steps", "2", "--samples", "3",
+                 "--restarts", "2", "--no-lkh", "--no-matched-time", "--quiet", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows = {r["method"]: r for r in data["rows"]}
+    greedy3 = tour_lengths(coords, perturbed_restarts(coords, None, restarts=3, seed=0, two_opt_moves=False))
+    two_opt3 = tour_lengths(coords, perturbed_restarts(coords, None, restarts=3, seed=0))
+    assert rows["uniform heat-map, best of 3 perturbed, greedy"]["mean_length"] == pytest.approx(greedy3.mean())
+    assert rows["uniform heat-map, best of 3 perturbed + 2-opt"]["mean_length"] == pytest.approx(two_opt3.mean())
+    # restart 0 is the plain decoding, so the best of 3 is never worse than one pass
+    assert two_opt3.mean() <= rows["uniform heat-map, greedy + 2-opt"]["mean_length"] + 1e-12
+    baselines = {(c["method"], c["baseline"]) for c in data["comparisons"]}
+    assert ("diffprior, best of 3 samples, greedy + 2-opt", "uniform heat-map, best of 3 perturbed + 2-opt") in baselines
+    assert ("diffprior, best of 3 samples, greedy", "uniform heat-map, best of 3 perturbed, greedy") in baselines
