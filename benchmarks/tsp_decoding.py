@@ -56,9 +56,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
+    from diffprior_tsp.commands import SAMPLE_SEED_STRIDE
     from diffprior_tsp.evaluation import paired_bootstrap, perturbed_restarts
     from diffprior_tsp.instances import read_instances, tour_lengths
-    from diffprior_tsp.commands import SAMPLE_SEED_STRIDE
     from diffprior_tsp.solver import (PriorSettings, decode_heatmaps, load_tsp_prior, mix_uniform,
                                       optimise_heatmaps, with_two_opt)
 
@@ -69,20 +69,22 @@ def main() -> None:
     reference = tour_lengths(coords, instances.tours)
 
     # the heat-maps are cached per sample, so a longer run reuses the samples of a shorter one
-    samples, seconds = [], 0.0
+    samples, seconds, prior = [], 0.0, None
+    recipe = f"{args.checkpoint or 'bundled tsp50'}, {args.steps} steps"
     for k in range(args.samples) if args.cache_sample is None else [args.cache_sample]:
         cache = args.heatmaps if k == 0 else args.heatmaps.with_name(f"{args.heatmaps.stem}-sample{k}.npz")
         if cache.exists():
             cached = np.load(cache)
-            if not np.array_equal(cached["coords"], coords):
-                parser.error(f"{cache} was optimised for other instances; delete it or pass another path")
+            if not np.array_equal(cached["coords"], coords) or str(cached["recipe"]) != recipe:
+                parser.error(f"{cache} was optimised for other instances or another prior or step count "
+                             f"({cached['recipe']}); delete it or pass another path")
             adjacency, spent = cached["adjacency"], float(cached["seconds"])
         else:
-            prior = load_tsp_prior(args.checkpoint, cities=instances.size)
+            prior = prior or load_tsp_prior(args.checkpoint, cities=instances.size)
             solution = optimise_heatmaps(prior, coords, PriorSettings(steps=args.steps, seed=k * SAMPLE_SEED_STRIDE))
             adjacency, spent = solution.adjacency, solution.seconds
             cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(cache, coords=coords, adjacency=adjacency, seconds=spent)
+            np.savez_compressed(cache, coords=coords, adjacency=adjacency, seconds=spent, recipe=recipe)
         samples.append(adjacency)
         seconds += spent
     if args.cache_sample is not None:
