@@ -108,6 +108,9 @@ def _configure_eval(p):
     p.add_argument("--pictures-count", type=positive_int, default=4)
     p.add_argument("--json", type=Path, default=None, help="also write the table (and per-instance gaps) as JSON")
     p.add_argument("--plot", type=Path, default=None, help="also draw gap against seconds per instance (PNG)")
+    p.add_argument("--heatmaps", type=Path, default=None,
+                   help="also save the optimised heat-maps (NPZ: adjacency [M, K, N, N], coords, instance index) "
+                        "to decode them again later without optimising")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
     p.add_argument("--baselines-only", action="store_true", help="skip the prior (the baselines are fast on any set)")
     from diffprior.sharding import shard_argument
@@ -138,6 +141,8 @@ def _eval(args) -> int:
     if not args.shard.whole and args.json is None:
         raise UsageError(f"--shard {args.shard} writes a partial result: give --json PART.json "
                          "(then `diffprior merge PARTS... --out EVAL.json`)")
+    if args.heatmaps and args.baselines_only:
+        raise UsageError("--heatmaps saves the prior's heat-maps, which --baselines-only skips; drop one of them")
     world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
     if args.baselines_only:
         instances = read_instances(args.instances, args.limit)
@@ -156,7 +161,7 @@ def _eval(args) -> int:
     R, sigma = args.restarts, args.sigma
 
     if not args.baselines_only:
-        greedy_runs, improved_runs, restart_runs, seconds = [], [], [], 0.0
+        greedy_runs, improved_runs, restart_runs, heatmaps, seconds = [], [], [], [], 0.0
         for k in range(args.samples):
             settings = _settings(args)
             settings.seed = seed0 + k * SAMPLE_SEED_STRIDE
@@ -167,6 +172,7 @@ def _eval(args) -> int:
             greedy, t_greedy = _timed(decode_heatmaps, heat_map, coords)
             improved, t_opt = _timed(with_two_opt, coords, greedy)
             restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=settings.seed)
+            heatmaps.append(solution.adjacency)
             greedy_runs.append(greedy)
             improved_runs.append(improved)
             restart_runs.append(restarted)
@@ -226,6 +232,10 @@ def _eval(args) -> int:
                 "uniform_greedy_shared_edges": shared_edges(uniform, instances.tours)}
     lengths = {f"method.{k}": tour_lengths(coords, tours) for k, (_, _, tours, _) in enumerate(rows)}
     joined = scaling.gather_arrays({"reference": reference, **lengths, **{f"heat.{k}": v for k, v in heat.items()}})
+    if args.heatmaps:
+        _save_heatmaps(args, scaling.gather_arrays({
+            "adjacency": np.stack(heatmaps, 1).astype(np.float32), "coords": coords,
+            "index": np.arange(part.start, part.stop)}), world)
     seconds_all = scaling.sum_over_ranks(*(r[3] for r in rows))
     methods = [(name, role, joined[f"method.{k}"], seconds_all[k]) for k, (name, role, _, _) in enumerate(rows)]
     heat = {k: joined[f"heat.{k}"] for k in heat}
@@ -244,6 +254,18 @@ def _eval(args) -> int:
               "(a partial result; join the shards with `diffprior merge PARTS... --out EVAL.json`)")
         return 0
     return _report(header, methods, joined["reference"], heat, json_path=args.json, plot=args.plot)
+
+
+def _save_heatmaps(args, arrays: dict, world) -> None:
+    """The heat-maps of every instance and sample: sample k of instance ``index`` used seed
+    ``first_seed + index + k·stride``. float32, so decoding them again gives the same tours."""
+    import numpy as np
+
+    if world.is_main:
+        args.heatmaps.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.heatmaps, **arrays, first_seed=args.seed, seed_stride=SAMPLE_SEED_STRIDE,
+                            instances_file=str(args.instances))
+        print(f"heat-maps ({', '.join(map(str, arrays['adjacency'].shape))}) → {args.heatmaps}")
 
 
 def _instance_part(total: int, args, world) -> range:

@@ -175,3 +175,25 @@ def test_best_of_k_samples_is_compared_with_as_many_uniform_decodings(tmp_path, 
     baselines = {(c["method"], c["baseline"]) for c in data["comparisons"]}
     assert ("diffprior, best of 3 samples, greedy + 2-opt", "uniform heat-map, best of 3 perturbed + 2-opt") in baselines
     assert ("diffprior, best of 3 samples, greedy", "uniform heat-map, best of 3 perturbed, greedy") in baselines
+
+
+def test_saved_heatmaps_decode_to_the_evaluated_tours(tmp_path, tiny_prior_path, capsys):
+    from diffprior_tsp.solver import decode_heatmaps, with_two_opt
+
+    coords = random_instances(3, 7, seed=12)
+    path = tmp_path / "seven.txt"
+    write_instances(path, coords, np.stack([solve_reference(c) for c in coords]))
+    out, saved = tmp_path / "eval.json", tmp_path / "heat.npz"
+    assert main(["tsp", "eval", str(path), "--checkpoint", str(tiny_prior_path), "--steps", "3", "--samples", "2",
+                 "--restarts", "2", "--no-lkh", "--no-matched-time", "--quiet", "--json", str(out),
+                 "--heatmaps", str(saved)]) == 0
+    heat = np.load(saved)
+    assert heat["adjacency"].shape == (3, 2, 7, 7)
+    np.testing.assert_array_equal(heat["index"], [0, 1, 2])
+    np.testing.assert_allclose(heat["coords"], coords)
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    per_sample = [with_two_opt(coords, decode_heatmaps(heat["adjacency"][:, k], coords)) for k in range(2)]
+    again = tour_lengths(coords, best_of(coords, per_sample))
+    assert rows["diffprior, best of 2 samples, greedy + 2-opt"]["mean_length"] == pytest.approx(again.mean())
+    assert main(["tsp", "eval", str(path), "--baselines-only", "--heatmaps", str(saved), "--quiet"]) == 2
+    assert "--baselines-only skips" in capsys.readouterr().err

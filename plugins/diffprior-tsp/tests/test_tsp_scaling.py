@@ -45,18 +45,26 @@ EVAL = ["--restarts", "3", "--samples", "2", "--no-matched-time", "--no-lkh"]
 
 def test_eval_in_two_processes_and_in_merged_shards_equals_one_process(setup, capsys):
     folder, path, common = setup
-    assert main(["tsp", "eval", str(path), *common, *EVAL, "--json", str(folder / "single.json")]) == 0
-    proc = torchrun(["tsp", "eval", path, *common, *EVAL, "--json", folder / "launched.json"])
+    assert main(["tsp", "eval", str(path), *common, *EVAL, "--json", str(folder / "single.json"),
+                 "--heatmaps", str(folder / "single.npz")]) == 0
+    proc = torchrun(["tsp", "eval", path, *common, *EVAL, "--json", folder / "launched.json",
+                     "--heatmaps", folder / "launched.npz"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("TSP-6: 5 instances") == 1  # rank 0 reports for both
     single = _figures(folder / "single.json")
     assert _figures(folder / "launched.json") == single
+    one, two = np.load(folder / "single.npz"), np.load(folder / "launched.npz")  # rank 0 saves both ranks'
+    assert one["adjacency"].shape == two["adjacency"].shape == (5, 2, 6, 6)
+    np.testing.assert_array_equal(two["index"], np.arange(5))
+    np.testing.assert_allclose(two["adjacency"], one["adjacency"], atol=1e-6)
 
     # 3 batches of 2 instances: shard 0/2 holds instances 0..1, shard 1/2 instances 2..4
     for i in (1, 0):
         assert main(["tsp", "eval", str(path), *common, *EVAL, "--shard", f"{i}/2",
-                     "--json", str(folder / f"part{i}.json")]) == 0
+                     "--json", str(folder / f"part{i}.json"), "--heatmaps", str(folder / f"part{i}.npz")]) == 0
     assert json.loads((folder / "part1.json").read_text())["rows"] == [2, 5]
+    np.testing.assert_array_equal(np.load(folder / "part1.npz")["index"], [2, 3, 4])
+    np.testing.assert_allclose(np.load(folder / "part1.npz")["adjacency"], one["adjacency"][2:], atol=1e-6)
     capsys.readouterr()
     assert main(["merge", str(folder / "part1.json"), "--out", str(folder / "merged.json")]) == 2
     assert "missing shard(s) 0/2" in capsys.readouterr().err
