@@ -311,7 +311,7 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
     if not baselines_only:
         print(f"prior: {header['checkpoint'] or 'bundled tsp50'}; {s['steps']} steps, gradient {s['gradient']}, "
               f"batch {s['batch_size']}, samples {samples}, device {header['device']}, precision {header['precision']}"
-              + (f"; decoded with uniform weight {header['uniform_weight']}" if header.get("uniform_weight") else ""))
+              + (f"; decoded with uniform weight {header['uniform_weight']}" if header["uniform_weight"] else ""))
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
     for r in table:
@@ -331,7 +331,7 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({
             "instances": M, "cities": cities, "settings": s, "samples": samples,
-            "restarts": R, "sigma": sigma, "uniform_weight": header.get("uniform_weight", 0.0),
+            "restarts": R, "sigma": sigma, "uniform_weight": header["uniform_weight"],
             "reference_mean": float(reference.mean()), "rows": table,
             "comparisons": comparisons, "heatmap": heatmap, "first_seed": header["first_seed"],
             "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")

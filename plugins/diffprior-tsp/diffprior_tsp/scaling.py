@@ -120,5 +120,7 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
                         sum(m["seconds"] for m in entries)))
     reference = np.concatenate([np.asarray(p["reference"], dtype=np.float64) for p in ordered])
     heat = {k: np.concatenate([np.asarray(p["heat"][k]) for p in ordered]) for k in ordered[0]["heat"]}
-    header = {k: v for k, v in first.items() if k not in ("kind", "shard", "rows", "reference", "methods", "heat")}
+    # older parts lack the newer fields: the header carries their defaults, so readers need no fallbacks
+    header = PART_DEFAULTS | {k: v for k, v in first.items()
+                              if k not in ("kind", "shard", "rows", "reference", "methods", "heat")}
     return header, methods, reference, heat
