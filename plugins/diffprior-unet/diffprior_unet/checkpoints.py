@@ -16,9 +16,41 @@ FORMAT = "diffprior-unet/1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
+# Other distributions bundle U-Net checkpoints too (diffprior-tsp's ``tsp50``, diffprior-landcover's
+# ``landcover``): each names a package folder of NAME.safetensors + NAME.json in this entry-point
+# group, so any config can say ``checkpoint = "tsp50"`` wherever the files are installed.
+CHECKPOINT_FOLDERS_GROUP = "diffprior_unet.checkpoint_folders"
+
+
+def _checkpoint_folders() -> list[Path]:
+    """This package's weights folder first, then the folders other distributions declare."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    folders = [WEIGHTS_DIR]
+    for entry in sorted(entry_points(group=CHECKPOINT_FOLDERS_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        try:
+            spec = importlib.util.find_spec(entry.value)
+        except (ImportError, ValueError):
+            spec = None
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        folders += [Path(location) for location in locations]
+    return folders
+
+
+def _bundled() -> dict[str, Path]:
+    """name → .safetensors path of every bundled checkpoint (the first folder that has a name wins)."""
+    found: dict[str, Path] = {}
+    for folder in _checkpoint_folders():
+        for path in sorted(folder.glob("*.safetensors")):
+            if path.with_suffix(".json").exists():
+                found.setdefault(path.stem, path)
+    return found
+
+
 def bundled_names() -> list[str]:
-    """Names of the checkpoints shipped with the package."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors") if p.with_suffix(".json").exists())
+    """Names of the bundled checkpoints: this package's and those other distributions declare."""
+    return sorted(_bundled())
 
 
 def resolve_checkpoint(value: str | Path, base_dir: Path | str | None = None) -> Path:
@@ -28,8 +60,9 @@ def resolve_checkpoint(value: str | Path, base_dir: Path | str | None = None) ->
     Raises FileNotFoundError with the bundled names when nothing matches.
     """
     text = str(value)
-    if text in bundled_names() and not Path(text).suffix:
-        return WEIGHTS_DIR / f"{text}.safetensors"
+    bundled = _bundled()
+    if text in bundled and not Path(text).suffix:
+        return bundled[text]
     path = Path(text).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
@@ -39,7 +72,7 @@ def resolve_checkpoint(value: str | Path, base_dir: Path | str | None = None) ->
         path = path.with_name(path.name + ".safetensors")
     if not path.exists() or not path.with_suffix(".json").exists():
         missing = path if not path.exists() else path.with_suffix(".json")
-        names = ", ".join(bundled_names()) or "(none installed)"
+        names = ", ".join(sorted(bundled)) or "(none installed)"
         raise FileNotFoundError(
             f"U-Net checkpoint {text!r} not found ({missing} does not exist); give a bundled name "
             f"({names}) or the path of a NAME.safetensors file with its NAME.json beside it"
