@@ -146,6 +146,9 @@ class Registry:
         self.ambiguous: dict[str, dict[str, list[str]]] = {kind: {} for kind in KINDS}
         # what disabled distributions are known (from the plugin index) to register: (kind, name) -> distribution
         self.disabled_names: dict[tuple[str, str], list[str]] = {}
+        # distributions that failed to import: distribution -> (the error, its entry point names);
+        # what they would register is unknown, so an unknown type's message names them
+        self.failed_imports: dict[str, tuple[str, list[str]]] = {}
 
     # -- lookups -----------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -165,6 +168,8 @@ class Registry:
             return (f"{kind} type {name!r} is registered by {len(owners)} distributions "
                     f"({', '.join(repr(d) for d in owners)}); pick one: {picks}")
         message = unknown_name_message(kind, name, self.names(kind))
+        if self.failed_imports:
+            return message + "; " + self._failed_import_hint(str(name))
         dists = self.disabled_names.get((kind, str(name)))
         if dists:
             if len(dists) == 1:
@@ -173,6 +178,21 @@ class Registry:
         if self.disabled:
             return f"{message}; disabled plugins (they may provide it): {', '.join(sorted(self.disabled))}"
         return message
+
+    def _failed_import_hint(self, name: str) -> str:
+        """The distributions that failed to import, the likely provider of ``name`` first
+        (its entry point or distribution is named after it, as ``diffprior new-plugin`` makes them)."""
+        wanted = _normalise(name)
+
+        def provides(dist: str, eps: list[str]) -> bool:
+            return wanted in {_normalise(e) for e in eps} or dist in {wanted, f"diffprior-{wanted}"}
+
+        likely = [d for d, (_, eps) in self.failed_imports.items() if provides(d, eps)]
+        if len(likely) == 1:
+            return (f"{name!r} is probably provided by the plugin {likely[0]!r}, which failed to import: "
+                    f"{self.failed_imports[likely[0]][0]}")
+        listing = "; ".join(f"{d!r}: {err}" for d, (err, _) in sorted(self.failed_imports.items()))
+        return f"plugins that failed to import (one may provide it): {listing}"
 
     def classes(self, kind: str) -> list[Any]:
         return [reg.obj for reg in self.entries[kind].values()]
@@ -395,6 +415,7 @@ def load(settings: PluginSettings) -> Registry:
                 continue
             if distribution in settings.skip and distribution != CORE_DISTRIBUTION:
                 info_of(distribution, first_party)
+                registry.failed_imports[distribution] = (settings.skip[distribution], [ep.name for ep in eps])
                 registry.problem(distribution, f"not imported: {settings.skip[distribution]}")
                 continue
             for ep in eps:
@@ -402,6 +423,7 @@ def load(settings: PluginSettings) -> Registry:
                 module, error = _guarded(interrupts, ep.load)
                 info_of(distribution, first_party).import_seconds += time.perf_counter() - start
                 if error is not None:
+                    registry.failed_imports.setdefault(distribution, (error, [e.name for e in eps]))
                     registry.problem(distribution, f"failed to import entry point {ep.name} = {ep.value}: {error}")
                     continue
                 add(module, distribution, f"{distribution}:{ep.name}", first_party)
