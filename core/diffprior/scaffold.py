@@ -31,7 +31,8 @@ class PluginNames:
     class_prefix: str  # "EdgeAware"
 
     @classmethod
-    def from_name(cls, name: str) -> "PluginNames":
+    def from_name(cls, name: str, term: str | None = None) -> "PluginNames":
+        """Names from the plugin's ``name``; ``term`` (default: the name) is the term's type."""
         raw = name
         name = name.strip().lower().replace("_", "-")
         if name.startswith("diffprior-"):
@@ -41,12 +42,19 @@ class PluginNames:
                 f"plugin name {raw!r} is not usable: use lower-case letters, digits and single hyphens, "
                 "starting with a letter (e.g. 'sharpness' or 'edge-aware')"
             )
+        if term is None:
+            term = name
+        elif not _NAME.match(term):
+            raise UsageError(
+                f"term type {term!r} is not usable: use lower-case letters, digits and single hyphens, "
+                "starting with a letter (e.g. 'total-variation')"
+            )
         return cls(
             name=name,
             distribution=f"diffprior-{name}",
             package=f"diffprior_{name.replace('-', '_')}",
-            term=name,
-            class_prefix="".join(part.capitalize() for part in name.split("-")),
+            term=term,
+            class_prefix="".join(part.capitalize() for part in term.split("-")),
         )
 
     def fields(self) -> dict[str, str]:
@@ -83,9 +91,11 @@ def render(text: str, fields: dict[str, str], *, source: str = "template") -> st
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def new_plugin(name: str, directory: Path | str | None = None, *, force: bool = False) -> tuple[Path, list[Path]]:
-    """Generate the plugin ``name`` into ``directory`` (default ``./diffprior-NAME``)."""
-    names = PluginNames.from_name(name)
+def new_plugin(name: str, directory: Path | str | None = None, *, force: bool = False,
+               term: str | None = None) -> tuple[Path, list[Path]]:
+    """Generate the plugin ``name`` into ``directory`` (default ``./diffprior-NAME``); its
+    term's type is ``term`` (default: the name)."""
+    names = PluginNames.from_name(name, term)
     target = Path(directory) if directory is not None else Path.cwd() / names.distribution
     if target.exists() and not target.is_dir():
         raise UsageError(f"{target} exists and is not a folder; choose another with --dir")
@@ -102,16 +112,49 @@ def new_plugin(name: str, directory: Path | str | None = None, *, force: bool = 
     return target, written
 
 
+def term_type_owner(term: str, registry) -> str | None:
+    """The installed distribution that already registers the term type ``term`` (several,
+    comma-separated, when it is ambiguous), or None when the type is free."""
+    if term in registry.terms:
+        return registry.terms[term].distribution
+    owners = registry.ambiguous.get("term", {}).get(term) or registry.disabled_names.get(("term", term))
+    return ", ".join(owners) if owners else None
+
+
+def free_term_type(names: PluginNames, registry) -> str:
+    """A term type no installed distribution registers: the plugin's name if it is free, else TYPE-2, -3, ..."""
+    if names.name != names.term and term_type_owner(names.name, registry) is None:
+        return names.name
+    n = 2
+    while term_type_owner(f"{names.term}-{n}", registry) is not None:
+        n += 1
+    return f"{names.term}-{n}"
+
+
 # ----------------------------------------------------------------------------- the command
 def configure_parser(parser) -> None:
     parser.add_argument("name", help="the plugin's name, e.g. 'sharpness' (distribution diffprior-sharpness)")
+    parser.add_argument("--type", dest="term_type", default=None, metavar="TYPE",
+                        help="the term's type in config files (default: NAME), e.g. --type total-variation")
     parser.add_argument("--dir", type=Path, default=None, help="where to write it (default: ./diffprior-NAME)")
     parser.add_argument("--force", action="store_true", help="write into a folder that is not empty")
 
 
 def run_command(args) -> int:
-    target, written = new_plugin(args.name, args.dir, force=args.force)
-    names = PluginNames.from_name(args.name)
+    import sys
+
+    from .plugins import get_registry
+
+    names = PluginNames.from_name(args.name, args.term_type)
+    registry = get_registry()
+    owner = term_type_owner(names.term, registry)
+    target, written = new_plugin(args.name, args.dir, force=args.force, term=args.term_type)
+    if owner is not None:
+        # generated all the same (the author may mean to replace that plugin), but said at once
+        print(f"warning: term type {names.term!r} is already registered by the installed distribution "
+              f"{owner!r}; once {names.distribution} is installed the name is ambiguous (or refused, if it is "
+              f"first-party). Choose a free type, e.g. diffprior new-plugin {names.name} "
+              f"--type {free_term_type(names, registry)}", file=sys.stderr)
     print(f"created {names.distribution} in {target}/")
     for path in written:
         print(f"  {path.relative_to(target)}")
