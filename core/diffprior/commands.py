@@ -174,6 +174,18 @@ def _new_plugin(args) -> int:
     return run_command(args)
 
 
+def _configure_check_plugin(p):
+    from .plugin_check import configure_parser
+
+    configure_parser(p)
+
+
+def _check_plugin(args) -> int:
+    from .plugin_check import run_command
+
+    return run_command(args)
+
+
 CORE_COMMANDS = (
     Command("run", "optimise samples for a run config and write pictures, tensors and metrics", _configure_run, _run),
     Command("merge", "join the partial outputs of --shard I/N runs into the output of the whole run",
@@ -183,4 +195,6 @@ CORE_COMMANDS = (
     Command("plugins", "list installed plugins, their versions and what they register", _configure_plugins, _plugins),
     Command("new-plugin", "generate a plugin distribution (term, config, entry point, tests) to start from",
             _configure_new_plugin, _new_plugin),
+    Command("check-plugin", "run the conformance kit against an installed plugin distribution",
+            _configure_check_plugin, _check_plugin),
 )

@@ -58,11 +58,23 @@ HEAVY_MODULES = ("torch", "timm")
 
 
 class ConformanceError(AssertionError):
-    """A plugin does not follow diffprior's contract; the message says how to fix it."""
+    """A plugin does not follow diffprior's contract; the message says how to fix it.
+
+    ``check`` names the part of the contract that failed where a report lists them
+    (``diffprior check-plugin``): one of :data:`TERM_CHECKS`, or ``"params"`` when the
+    given params do not validate."""
+
+    def __init__(self, message: str, check: str | None = None):
+        super().__init__(message)
+        self.check = check
 
 
-def _fail(message: str) -> None:
-    raise ConformanceError(message)
+# the parts of check_term, in the order it checks them
+TERM_CHECKS = ("build", "scores", "gradient", "metrics", "per-sample independence")
+
+
+def _fail(message: str, check: str | None = None) -> None:
+    raise ConformanceError(message, check)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -115,7 +127,7 @@ def _instance(config_cls, params: Mapping | None, base_dir: Path | None):
     try:
         return config_cls.model_validate(dict(params or {}), context={"base_dir": base_dir})
     except ValidationError as exc:
-        _fail(f"{config_cls.__name__} does not accept params {dict(params or {})!r}:\n{exc}")
+        _fail(f"{config_cls.__name__} does not accept params {dict(params or {})!r}:\n{exc}", "params")
 
 
 # ----------------------------------------------------------------------------- configs
@@ -241,7 +253,7 @@ def check_term(
     ctx = BuildContext(device=str(prior.device), prior=prior, steps=steps, base_dir=Path(base_dir) if base_dir else None)
     term = config.build(ctx)
     if not isinstance(term, Term):
-        _fail(f"{config_cls.__name__}.build() returned {type(term).__name__}; it must return a diffprior.Term")
+        _fail(f"{config_cls.__name__}.build() returned {type(term).__name__}; it must return a diffprior.Term", "build")
     x = _term_inputs(prior, batch, seed) if x is None else x.detach().clone()
     batch = x.shape[0]
     if batch < 2:
@@ -252,23 +264,25 @@ def check_term(
     if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (batch,):
         shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         _fail(f"{name}: log_c(x) for a batch of {batch} must return shape ({batch},), one score per sample; "
-              f"got {shape}. Reduce over every dimension but the first, e.g. .flatten(1).mean(1)")
+              f"got {shape}. Reduce over every dimension but the first, e.g. .flatten(1).mean(1)", "scores")
     if not _finite(scores):
-        _fail(f"{name}: log_c returned non-finite scores {scores.tolist()}")
+        _fail(f"{name}: log_c returned non-finite scores {scores.tolist()}", "scores")
     if not scores.requires_grad:
-        _fail(f"{name}: log_c is not differentiable in x (no grad_fn); avoid .detach(), .item() and numpy on x")
+        _fail(f"{name}: log_c is not differentiable in x (no grad_fn); avoid .detach(), .item() and numpy on x",
+              "gradient")
     (grad,) = torch.autograd.grad(scores.sum(), x, allow_unused=True)
     if grad is None:
-        _fail(f"{name}: log_c does not depend on x; its gradient is missing")
+        _fail(f"{name}: log_c does not depend on x; its gradient is missing", "gradient")
     if not _finite(grad):
-        _fail(f"{name}: the gradient of log_c has NaN/inf entries; guard divisions and square roots with an epsilon")
+        _fail(f"{name}: the gradient of log_c has NaN/inf entries; guard divisions and square roots with an epsilon",
+              "gradient")
     if not allow_zero_grad and not bool((grad != 0).any()):
         _fail(f"{name}: the gradient of log_c is zero everywhere on the test batch; the optimiser gets no signal "
-              "(pass allow_zero_grad=True if that is expected for these inputs)")
+              "(pass allow_zero_grad=True if that is expected for these inputs)", "gradient")
     metrics = {k: v.detach() for k, v in term.metrics(x.detach()).items()}
     for key, value in metrics.items():
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (batch,):
-            _fail(f"{name}: metrics()[{key!r}] must be a tensor of shape ({batch},), one figure per sample")
+            _fail(f"{name}: metrics()[{key!r}] must be a tensor of shape ({batch},), one figure per sample", "metrics")
     _check_rows(name, term, x.detach(), scores.detach(), grad, metrics, atol=atol, rtol=rtol)
     return TermReport(config, term, x.detach(), scores.detach(), grad, metrics)
 
@@ -283,14 +297,16 @@ def _check_rows(name, term, x, scores, grad, metrics, *, atol, rtol) -> None:
         single = term.log_c(xi)
         if not _close(single.detach(), scores[i : i + 1], atol=atol, rtol=rtol):
             _fail(f"{name}: log_c of sample {i} alone is {single.detach().tolist()}, but row {i} of the batch "
-                  f"gives {scores[i].item()}; {hint}")
+                  f"gives {scores[i].item()}; {hint}", "per-sample independence")
         (gi,) = torch.autograd.grad(single.sum(), xi, allow_unused=True)
         if gi is None or not _close(gi, grad[i : i + 1], atol=atol, rtol=rtol):
             _fail(f"{name}: the gradient for sample {i} alone differs from row {i} of the batch gradient "
-                  f"(max difference {_max_diff(gi, grad[i:i + 1]) if gi is not None else 'inf'}); {hint}")
+                  f"(max difference {_max_diff(gi, grad[i:i + 1]) if gi is not None else 'inf'}); {hint}",
+                  "per-sample independence")
         for key, value in term.metrics(x[i : i + 1]).items():
             if not _close(value.detach(), metrics[key][i : i + 1], atol=atol, rtol=rtol):
-                _fail(f"{name}: metric {key!r} of sample {i} alone differs from row {i} of the batch; {hint}")
+                _fail(f"{name}: metric {key!r} of sample {i} alone differs from row {i} of the batch; {hint}",
+                      "per-sample independence")
 
 
 # ----------------------------------------------------------------------------- priors
