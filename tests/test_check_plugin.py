@@ -85,3 +85,43 @@ def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
     assert main(["check-plugin", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+NEEDS_PARAMS = """
+from typing import ClassVar, Literal
+from diffprior.config import TermConfig
+from diffprior.hookspecs import hookimpl
+
+class LevelConfig(TermConfig):
+    type: Literal["level"] = "level"
+    default_weight: ClassVar = 1.0
+    default_clip: ClassVar = "none"
+    level: float  # required: no default to check with
+
+    def build(self, ctx):
+        from diffprior import Term
+        level = self.level
+
+        class Level(Term):
+            def log_c(self, x):
+                return -((x.flatten(1) - level) ** 2).mean(1)
+
+        return Level(self, ctx)
+
+@hookimpl
+def register_terms(register):
+    register(LevelConfig)
+"""
+
+
+def test_a_type_that_needs_params_is_skipped_until_they_are_given(tmp_path):
+    box = PluginSandbox(tmp_path)
+    box.add_distribution("diffprior-level", {"diffprior_level.py": NEEDS_PARAMS}, {"level": "diffprior_level"})
+    env = box.env(DIFFPRIOR_PLUGINS="diffprior-level")
+    skipped = box.cli("check-plugin", "diffprior-level", env=env)
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert _rows(skipped.stdout)[("config", "level")] == "skipped"
+    assert "needs params: pass --params 'level={...}'" in skipped.stdout
+    given = box.cli("check-plugin", "diffprior-level", "--params", 'level={"level": 0.25}', env=env)
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert _rows(given.stdout)[("per-sample independence", "level")] == "ok"

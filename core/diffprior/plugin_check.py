@@ -172,11 +172,6 @@ def run_command(args) -> int:
     report = check_distribution(args.distribution, _parse_params(args.params))
     report.print()
     failures = sum(result == FAILED for _, _, result in report.rows)
-    print(f"\n{plugins_name(args.distribution)}: " + (f"{failures} check(s) failed" if failures else "every check passed"))
+    print(f"\n{_installed_distribution(args.distribution)}: "
+          + (f"{failures} check(s) failed" if failures else "every check passed"))
     return 1 if failures else 0
-
-
-def plugins_name(distribution: str) -> str:
-    from .plugins import _normalise
-
-    return _normalise(distribution)
