@@ -31,7 +31,7 @@ def load_array(path, key: str, what: str) -> torch.Tensor:
             return torch.from_numpy(np.load(path, allow_pickle=False)).float()
         except Exception as exc:  # ValueError (pickled or corrupted), OSError
             raise ConfigError(f"{what} {path} is not a readable .npy array ({' '.join(str(exc).split())[:120]})") from None
-    from diffprior.tensorfiles import load_tensors
+    from diffprior import load_tensors
 
     tensors = load_tensors(path, what=what)
     if key not in tensors:
