@@ -195,9 +195,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from diffprior import optimize, save_grid
-    from diffprior.config import load_config
+    from diffprior.config.files import load_config
     from diffprior_images.digits import mnist_digits
-    from diffprior.runner import build
+    from diffprior.runs.runner import build
     from diffprior_images.evaluation import Judge
 
     torch.set_num_threads(args.threads)

@@ -17,7 +17,7 @@ import time
 import torch
 
 from diffprior import NoiseSchedule, Options, Pixels, Prior, Term, WeightedTerm, optimize
-from diffprior.schedules import CosineLinear
+from diffprior.method.schedules import CosineLinear
 
 
 def make_model():

@@ -60,10 +60,10 @@ def main():
         for name, cmd in commands.items():
             times[name].append(timed(cmd, env))
     torch_loaded = subprocess.run(
-        [sys.executable, "-c", "import diffprior.cli, sys; print('torch' in sys.modules)"],
+        [sys.executable, "-c", "import diffprior.cli.main, sys; print('torch' in sys.modules)"],
         capture_output=True, text=True,
     ).stdout.strip()
-    print(f"{args.runs} runs each; `import diffprior.cli` imports torch: {torch_loaded}")
+    print(f"{args.runs} runs each; `import diffprior.cli.main` imports torch: {torch_loaded}")
     print(f"| {'command':<20} | {'median s':>9} | {'max s':>7} |")
     print(f"|{'-' * 22}|{'-' * 11}|{'-' * 9}|")
     for name, values in times.items():

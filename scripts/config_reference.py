@@ -29,7 +29,7 @@ def repository_distributions() -> list[str]:
 os.environ.setdefault("DIFFPRIOR_PLUGINS", ",".join(repository_distributions()))
 os.environ.pop("DIFFPRIOR_DISABLE_PLUGINS", None)
 
-from diffprior.plugins import get_registry  # noqa: E402  (after choosing which plugins load)
+from diffprior.plugins.registry import get_registry  # noqa: E402  (after choosing which plugins load)
 
 TITLES = {"prior": "Priors (`[prior]`)", "variable": "Variables (`[variable]`)", "term": "Terms (`[[terms]]`)",
           "schedule": "Schedules (any scalar)"}

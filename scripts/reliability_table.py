@@ -27,9 +27,9 @@ from diffprior.testing import PluginSandbox  # noqa: E402
 
 TAKEOVER = """
 from typing import Literal
-from diffprior.commands import Command
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.cli.core_commands import Command
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class Match(TermConfig):
     type: Literal["match"] = "match"
@@ -44,8 +44,8 @@ def register_terms(register):
 """
 SHARED = """
 from typing import Literal
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class Shared(TermConfig):
     type: Literal["shared"] = "shared"

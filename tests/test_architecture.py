@@ -100,8 +100,8 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_validation_uses_the_registry_it_is_given(monkeypatch):
-    from diffprior import plugins
-    from diffprior.config import validate_config
+    from diffprior.plugins import registry as plugins
+    from diffprior.config.run_config import validate_config
 
     registry = plugins.get_registry()
 
@@ -123,9 +123,9 @@ def test_validation_uses_the_registry_it_is_given(monkeypatch):
 
 
 def test_builtin_schedules_resolve_without_plugin_discovery(monkeypatch):
-    from diffprior import plugins
-    from diffprior.options import Options
-    from diffprior.schedules import Linear, parse_schedule
+    from diffprior.plugins import registry as plugins
+    from diffprior.config.options import Options
+    from diffprior.method.schedules import Linear, parse_schedule
 
     def no_discovery(*args, **kwargs):
         raise AssertionError("a built-in schedule triggered plugin discovery")
@@ -141,8 +141,8 @@ def test_a_plugin_schedule_comes_from_the_given_registry():
     """A name that is not built in is looked up in the registry of the validation context."""
     from typing import Literal
 
-    from diffprior.plugins import PluginSettings, Registration, Registry
-    from diffprior.schedules import Schedule, parse_schedule
+    from diffprior.plugins.registry import PluginSettings, Registration, Registry
+    from diffprior.method.schedules import Schedule, parse_schedule
 
     class Step(Schedule):
         type: Literal["step"] = "step"

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 UNET_WEIGHTS = ROOT / "plugins" / "diffprior-unet" / "diffprior_unet" / "weights"

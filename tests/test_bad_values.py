@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from diffprior.checks import memory_problem
-from diffprior.cli import main
+from diffprior.config.checks import memory_problem
+from diffprior.cli.main import main
 
 
 def write(tmp_path, text):

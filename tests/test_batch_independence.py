@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
-from diffprior.config import ClipPolicy
-from diffprior.schedules import Constant, CosineLinear, Linear
-from diffprior.terms import MaskedQuadratic
+from diffprior.method.clipping import ClipPolicy
+from diffprior.method.schedules import Constant, CosineLinear, Linear
+from diffprior.method.terms import MaskedGaussian
 
 
 class _Cfg:
@@ -18,7 +18,7 @@ class _Cfg:
 def test_batch_equals_separate_runs(clip, gradient):
     shape = (1, 6, 6)
     prior = GaussianPrior(torch.zeros(shape), torch.full(shape, 0.2), NoiseSchedule.cosine(1000))
-    term = MaskedQuadratic(_Cfg(), None, torch.full(shape, 0.5), torch.ones(shape))
+    term = MaskedGaussian(_Cfg(), None, torch.full(shape, 0.5), torch.ones(shape))
     policy = {"none": ClipPolicy(), "relative": ClipPolicy(mode="relative", value=Constant(value=0.5)),
               "max_norm": ClipPolicy(mode="max_norm", value=Constant(value=0.05))}[clip]
     options = Options(

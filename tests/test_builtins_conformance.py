@@ -2,7 +2,7 @@
 
 import pytest
 
-from diffprior.builtins import BoundedPixelsConfig, GaussianPriorConfig, MatchConfig, PixelsConfig, SimplexLabelsConfig
+from diffprior.plugins.builtins import BoundedPixelsConfig, GaussianPriorConfig, MatchConfig, PixelsConfig, SimplexLabelsConfig
 from diffprior.testing import check_config, check_lazy_import, check_plugin, check_prior, check_term, check_variable
 
 
@@ -25,5 +25,5 @@ def test_simplex_labels():
 
 
 def test_builtins_import_no_torch_and_load_strictly():
-    check_lazy_import("diffprior.builtins")
+    check_lazy_import("diffprior.plugins.builtins")
     check_plugin("diffprior", expect={"prior": ["gaussian"], "term": ["match"], "variable": ["pixels"]})

@@ -6,14 +6,14 @@ import re
 
 import pytest
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior.testing import PluginSandbox
 
 # a term whose score of each sample is shifted by the batch's mean: row i depends on the other rows
 BATCH_MIXER = """
 from typing import ClassVar, Literal
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class BatchMeanConfig(TermConfig):
     type: Literal["batch-mean"] = "batch-mean"
@@ -89,8 +89,8 @@ def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
 
 NEEDS_PARAMS = """
 from typing import ClassVar, Literal
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class LevelConfig(TermConfig):
     type: Literal["level"] = "level"

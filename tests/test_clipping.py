@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from diffprior import ClipPolicy
-from diffprior.clipping import Clipper, MaxNorm, RelativeToPrior
-from diffprior.schedules import Constant, Linear, Schedule
+from diffprior.method.clipping import Clipper, MaxNorm, RelativeToPrior
+from diffprior.method.schedules import Constant, Linear, Schedule
 
 # two samples: gradient norms 5 (a 3-4-0-0 picture) and 0.5
 GRAD = torch.tensor([[3.0, 4.0, 0.0, 0.0], [0.3, 0.0, 0.4, 0.0]]).view(2, 1, 2, 2)

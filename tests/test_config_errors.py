@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 
 BROKEN = Path(__file__).parent / "configs" / "broken"
 
@@ -83,7 +83,7 @@ def test_missing_config_file(capsys, tmp_path):
 
 
 def test_override_changes_value(tmp_path):
-    from diffprior.config import load_config
+    from diffprior.config.files import load_config
 
     cfg = load_config(BROKEN.parent / "ok.toml", ["optimizer.steps=7", "terms.0.weight={linear=[1, 0]}", "seed=3"])
     assert cfg.optimizer.steps == 7 and cfg.seed == 3
@@ -95,9 +95,9 @@ def test_format_validation_error_names_unknown_and_missing_types_itself():
     # exported format_validation_error gets the same sentences from pydantic's union errors
     from pydantic import ValidationError
 
-    from diffprior.config import format_validation_error
-    from diffprior.plugins import get_registry
-    from diffprior.run_config import run_config_model
+    from diffprior.config.run_config import format_validation_error
+    from diffprior.plugins.registry import get_registry
+    from diffprior.config.run_config import run_config_model
 
     registry = get_registry()
     data = {"prior": {"type": "nope"}, "variable": {"type": "pixle"}, "terms": [{"weight": 1.0}]}
@@ -115,7 +115,7 @@ MATCH = {"type": "match", "target": -0.5, "weight": 0.01}
 
 
 def _message(data, registry=None) -> str:
-    from diffprior.config import validate_config
+    from diffprior.config.run_config import validate_config
     from diffprior.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
@@ -124,13 +124,13 @@ def _message(data, registry=None) -> str:
 
 
 def _names(kind):
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     return get_registry().names(kind)
 
 
 def test_every_unknown_or_missing_type_is_named_with_its_place():
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     registry = get_registry()
     data = {"prior": {"type": "gausian"}, "variable": {"type": "pixel"},
@@ -149,7 +149,7 @@ def test_every_unknown_or_missing_type_is_named_with_its_place():
 
 
 def test_unknown_keys_name_the_allowed_ones_of_their_own_table():
-    from diffprior.options import InitConfig
+    from diffprior.config.options import InitConfig
 
     init_keys = ", ".join(sorted(InitConfig.model_fields))
     # a close name is suggested, a far one is not (and nothing else is appended)
@@ -160,7 +160,7 @@ def test_unknown_keys_name_the_allowed_ones_of_their_own_table():
     # a schedule's table has no fixed key list here: the key is named, nothing is guessed
     assert _message({"prior": GAUSSIAN, "timesteps": {"type": "cosine-linear", "zzzz": 1}}) == (
         "timesteps.zzzz: unknown key 'zzzz'")
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     match_keys = ", ".join(sorted(get_registry().get("term", "match").model_fields))
     assert _message({"prior": GAUSSIAN, "terms": [MATCH, dict(MATCH, zzzz=1)]}) == (
@@ -186,8 +186,8 @@ def _registry_with_extra_term(name):
     """A registry that is not the installed one: the installed plugins plus one more term."""
     from typing import Literal
 
-    from diffprior.config import TermConfig
-    from diffprior.plugins import PluginSettings, Registration, load
+    from diffprior.config.bases import TermConfig
+    from diffprior.plugins.registry import PluginSettings, Registration, load
 
     class ExtraConfig(TermConfig):
         type: Literal[name] = name  # type: ignore[valid-type]
@@ -198,8 +198,8 @@ def _registry_with_extra_term(name):
 
 
 def test_validation_and_schema_use_the_registry_they_are_given():
-    from diffprior.config import json_schema, validate_config
-    from diffprior.plugins import get_registry
+    from diffprior.config.run_config import json_schema, validate_config
+    from diffprior.plugins.registry import get_registry
 
     registry = _registry_with_extra_term("only-in-this-registry")
     assert "only-in-this-registry" not in get_registry().names("term")
@@ -220,8 +220,8 @@ def test_format_validation_error_on_another_models_unions():
 
     from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, constr
 
-    from diffprior.config import format_validation_error
-    from diffprior.plugins import get_registry
+    from diffprior.config.run_config import format_validation_error
+    from diffprior.plugins.registry import get_registry
 
     def non_negative(v):
         if v < 0:
@@ -262,8 +262,8 @@ def test_format_validation_error_on_another_models_unions():
 def test_a_registry_with_one_class_of_a_kind_and_no_default_variable():
     # one term class is no union (pydantic needs two); without a 'pixels' variable the
     # variable table is required rather than filled in
-    from diffprior.config import validate_config
-    from diffprior.plugins import PluginSettings, load
+    from diffprior.config.run_config import validate_config
+    from diffprior.plugins.registry import PluginSettings, load
 
     registry = load(PluginSettings())
     registry.entries["term"] = {"match": registry.entries["term"]["match"]}
@@ -275,7 +275,8 @@ def test_a_registry_with_one_class_of_a_kind_and_no_default_variable():
 
 
 def test_load_config_and_the_schema_name_things_as_the_docs_do(tmp_path):
-    from diffprior.config import json_schema, load_config
+    from diffprior.config.run_config import json_schema
+    from diffprior.config.files import load_config
 
     registry = _registry_with_extra_term("only-in-this-registry")
     path = tmp_path / "run.json"
@@ -288,7 +289,7 @@ def test_load_config_and_the_schema_name_things_as_the_docs_do(tmp_path):
 
 
 def test_an_unknown_key_of_the_prior_or_variable_lists_that_types_keys():
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     registry = get_registry()
     for key, entry in (("prior", dict(GAUSSIAN, meen=0.5)), ("variable", {"type": "pixels", "zzzz": 1})):
@@ -308,7 +309,7 @@ def test_every_problem_of_a_valid_looking_config_is_listed_one_per_line():
 
 
 def test_an_unknown_denoise_key_lists_the_denoise_keys():
-    from diffprior.options import DenoiseConfig
+    from diffprior.config.options import DenoiseConfig
 
     assert _message({"prior": GAUSSIAN, "denoise": {"from_t": 100, "stpes": 5}}) == (
         "denoise.stpes: unknown key 'stpes' (did you mean 'steps'?); allowed keys: "

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from diffprior.bases import BuildContext
-from diffprior.config import ConfigError
-from diffprior.config_files import _parse_scalar, apply_overrides, load_config, read_config_file
+from diffprior.config.bases import BuildContext
+from diffprior.errors import ConfigError
+from diffprior.config.files import _parse_scalar, apply_overrides, load_config, read_config_file
 
 SAME = {"prior": {"type": "gaussian", "shape": [1, 4, 4]}, "optimizer": {"steps": 3, "lr": 0.5}}
 
@@ -117,9 +117,9 @@ def test_config_paths_resolve_against_the_config_folder(tmp_path):
 
 
 def test_a_term_without_weight_or_clip_uses_its_own_defaults():
-    from diffprior.builtins import MatchConfig
-    from diffprior.clipping import ClipPolicy
-    from diffprior.schedules import Constant
+    from diffprior.plugins.builtins import MatchConfig
+    from diffprior.method.clipping import ClipPolicy
+    from diffprior.method.schedules import Constant
 
     default = MatchConfig()
     assert default.resolved_weight() == Constant(value=1.0) and default.resolved_clip() == ClipPolicy()
@@ -162,7 +162,7 @@ def test_betas_at_the_edge_of_the_range_are_accepted():
 
 
 def _invalid(data):
-    from diffprior.run_config import validate_config
+    from diffprior.config.run_config import validate_config
 
     with pytest.raises(ConfigError) as info:
         validate_config(data, source="run.toml")
@@ -196,16 +196,16 @@ def test_several_errors_are_listed_one_per_line():
 
 
 def test_no_prior_types_means_a_broken_install():
-    from diffprior.plugins import PluginSettings, Registry
-    from diffprior.run_config import run_config_model
+    from diffprior.plugins.registry import PluginSettings, Registry
+    from diffprior.config.run_config import run_config_model
 
     with pytest.raises(ConfigError, match=r"^no prior types are installed; is the diffprior core installed correctly\?$"):
         run_config_model(Registry(PluginSettings()))
 
 
 def test_the_json_schema_lists_every_schedule():
-    from diffprior.plugins import get_registry
-    from diffprior.run_config import json_schema
+    from diffprior.plugins.registry import get_registry
+    from diffprior.config.run_config import json_schema
 
     defs = json_schema()["$defs"]
     assert {f"schedule:{name}" for name in get_registry().schedules} <= set(defs)
@@ -213,7 +213,7 @@ def test_the_json_schema_lists_every_schedule():
 
 
 def test_resolve_path_without_a_config_folder_keeps_the_path_as_given(tmp_path):
-    from diffprior.config import resolve_path
+    from diffprior.config.bases import resolve_path
 
     # called from Python (no validation info) or with no base_dir: nothing is prefixed
     assert resolve_path("weights/prior.safetensors", None, must_exist=False) == Path("weights/prior.safetensors")
@@ -226,7 +226,7 @@ def test_resolve_path_without_a_config_folder_keeps_the_path_as_given(tmp_path):
 def test_a_terms_own_clip_policy_applies_unless_the_config_sets_one():
     from typing import Literal
 
-    from diffprior.config import TermConfig
+    from diffprior.config.bases import TermConfig
 
     class ClippedConfig(TermConfig):
         type: Literal["clipped"] = "clipped"

@@ -20,7 +20,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from diffprior.cli import main  # noqa: E402
+from diffprior.cli.main import main  # noqa: E402
 
 BASE = {
     "batch": 2,

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from diffprior import Term
-from diffprior.builtins import BoundedPixelsConfig, GaussianPriorConfig, MatchConfig, PixelsConfig, SimplexLabelsConfig
-from diffprior.config import TermConfig
+from diffprior.plugins.builtins import BoundedPixelsConfig, GaussianPriorConfig, MatchConfig, PixelsConfig, SimplexLabelsConfig
+from diffprior.config.bases import TermConfig
 from diffprior.testing import ConformanceError, check_config, check_lazy_import, check_prior, check_term, check_variable
 
 
@@ -129,9 +129,9 @@ def test_a_prior_with_batch_statistics_is_caught():
 
 
 def test_the_lazy_import_check_runs_in_a_fresh_interpreter():
-    check_lazy_import("diffprior.builtins")
+    check_lazy_import("diffprior.plugins.builtins")
     with pytest.raises(ConformanceError, match="imports torch"):
-        check_lazy_import("diffprior.terms")
+        check_lazy_import("diffprior.method.terms")
     with pytest.raises(ConformanceError, match="No module named"):
         check_lazy_import("diffprior.no_such_module")
 
@@ -143,7 +143,7 @@ def test_importing_the_kit_is_cheap():
 
 
 # ------------------------------------------------------------------ schedules
-from diffprior.schedules import Schedule  # noqa: E402
+from diffprior.method.schedules import Schedule  # noqa: E402
 from diffprior.testing import check_schedule  # noqa: E402
 
 
@@ -153,7 +153,7 @@ from diffprior.testing import check_schedule  # noqa: E402
     ("cosine-linear", {}),
 ])
 def test_the_core_schedules_pass(name, params):
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     schedule = check_schedule(get_registry().schedules[name].obj, params)
     assert schedule.type == name

@@ -11,7 +11,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_config_types_reference_is_current():
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     expected = {"diffprior", "diffprior-unet", "diffprior-images", "diffprior-tsp", "diffprior-landcover", "diffprior-diffusers", "diffprior-edges"}
     if not expected <= set(get_registry().plugins):
@@ -26,7 +26,7 @@ def test_config_types_reference_is_current():
 
 
 def test_the_reference_ignores_a_third_party_plugin_installed_next_to_the_repository(tmp_path):
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
     from diffprior.testing import PluginSandbox
 
     repository = {line.split("=", 1)[1].strip().strip('"')
@@ -37,8 +37,8 @@ def test_the_reference_ignores_a_third_party_plugin_installed_next_to_the_reposi
     box = PluginSandbox(tmp_path)
     box.add_distribution("diffprior-someone-elses", {"someone_elses.py": """
         from typing import Literal
-        from diffprior.config import TermConfig
-        from diffprior.hookspecs import hookimpl
+        from diffprior.config.bases import TermConfig
+        from diffprior.plugins.hooks import hookimpl
 
         class Theirs(TermConfig):
             type: Literal["theirs"] = "theirs"

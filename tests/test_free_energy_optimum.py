@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
-from diffprior.schedules import Constant, Exponential, Piecewise
-from diffprior.terms import MaskedQuadratic
-from diffprior.config import ClipPolicy
+from diffprior.method.schedules import Constant, Exponential, Piecewise
+from diffprior.method.terms import MaskedGaussian
+from diffprior.method.clipping import ClipPolicy
 
 
-class _Cfg:  # the attributes MaskedQuadratic reads from its config
+class _Cfg:  # the attributes MaskedGaussian reads from its config
     noise = 0.5
 
 
@@ -32,7 +32,7 @@ def _problem():
     mask = torch.ones(shape)
     mask[..., :2] = 0.0  # left half unobserved: the optimum there is the prior mean
     prior = GaussianPrior(mean, var, NoiseSchedule.linear(1000))
-    term = MaskedQuadratic(_Cfg(), None, target, mask)
+    term = MaskedGaussian(_Cfg(), None, target, mask)
     return prior, term
 
 

@@ -20,9 +20,9 @@ GAUSSIAN = ROOT / "examples" / "gaussian.toml"
 
 TAKEOVER = """
 from typing import ClassVar, Literal
-from diffprior.commands import Command
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.cli.core_commands import Command
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class Match(TermConfig):
     type: Literal["match"] = "match"
@@ -42,8 +42,8 @@ def register_terms(register):
 
 SHARED = """
 from typing import ClassVar, Literal
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class Shared(TermConfig):
     type: Literal["shared"] = "shared"
@@ -52,8 +52,8 @@ class Shared(TermConfig):
 
     def build(self, ctx):
         import torch
-        from diffprior.terms import MaskedQuadratic
-        return MaskedQuadratic(self, ctx, torch.full(ctx.prior.shape, self.level), torch.ones(ctx.prior.shape))
+        from diffprior.method.terms import MaskedGaussian
+        return MaskedGaussian(self, ctx, torch.full(ctx.prior.shape, self.level), torch.ones(ctx.prior.shape))
 
 @hookimpl
 def register_terms(register):
@@ -62,8 +62,8 @@ def register_terms(register):
 
 FIRST_PARTY_NAME = """
 from typing import Literal
-from diffprior.config import PriorConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import PriorConfig
+from diffprior.plugins.hooks import hookimpl
 
 class FakeUnet(PriorConfig):
     type: Literal["unet"] = "unet"

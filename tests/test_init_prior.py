@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from diffprior import ConfigError, GaussianPrior, NoiseSchedule, Options, Pixels, optimize
-from diffprior.config import load_config
-from diffprior.runner import build
-from diffprior.variables import BoundedPixels, SimplexLabelMap
+from diffprior.config.files import load_config
+from diffprior.runs.runner import build
+from diffprior.method.variables import BoundedPixels, SimplexLabelMap
 
 MEAN = torch.tensor([0.5, -0.3, 0.0])
 VAR = torch.tensor([0.04, 0.25, 0.01])
@@ -46,8 +46,8 @@ def test_the_start_is_per_sample_and_seeded():
 
 
 def test_an_ancestral_start_draws_its_noise_from_each_samples_generator():
-    from diffprior.optimizer import prior_sample
-    from diffprior.rng import generators
+    from diffprior.method.optimizer import prior_sample
+    from diffprior.method.rng import generators
 
     p = gaussian()
     together = start(p, Pixels(p), [4, 9, 11], steps=10, method="ddpm")

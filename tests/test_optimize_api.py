@@ -6,15 +6,13 @@ and weight decay, Adam and Adamax (Kingma & Ba 2015, Algorithms 1 and 2).
 """
 
 import math
-import warnings
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from diffprior import ConfigError, GaussianPrior, NoiseSchedule, NonFiniteError, Options, Pixels, Term, WeightedTerm, optimize
-from diffprior.optimizer import RunOptions
-from diffprior.schedules import Linear
+from diffprior.method.schedules import Linear
 
 Y = 0.25
 
@@ -190,25 +188,6 @@ def test_the_progress_bar_shows_the_timestep_and_the_last_steps_losses(capsys):
     assert f"q={float(result.losses['q'][-1].mean()):.3g}" in last
 
 
-def test_legacy_run_options_map_to_options():
-    with pytest.warns(DeprecationWarning, match=r"^RunOptions\(\.\.\.\) is deprecated: use diffprior.Options\(optimizer=\{\.\.\.\}, \.\.\.\)$"):
-        o = RunOptions(steps=7, optimizer="sgd", lr=0.3, betas=(0.5, 0.6), momentum=0.2, weight_decay=0.1,
-                       timesteps=400, prior_weight=2.0, gradient="sds", noise_samples=3, init="noise",
-                       init_scale=0.5, denoise_from=100, denoise_steps=10, denoise_method="ddim")
-    assert (o.optimizer.steps, o.optimizer.type, o.optimizer.lr(0.5), o.optimizer.betas) == (7, "sgd", 0.3, (0.5, 0.6))
-    assert (o.optimizer.momentum, o.optimizer.weight_decay) == (0.2, 0.1)
-    assert (o.timesteps(0.3), o.prior_weight(0.3), o.gradient, o.noise_samples) == (400, 2.0, "sds", 3)
-    assert (o.init.type, o.init.scale) == ("noise", 0.5)
-    assert (o.denoise.from_t, o.denoise.steps, o.denoise.method) == (100, 10, "ddim")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        assert RunOptions(denoise_steps=10, denoise_from=None).denoise is None  # no from_t: no denoising
-        with pytest.raises(ValueError, match=r"^init='tensor' is now optimize\(\.\.\., init_params=TENSOR\)$"):
-            RunOptions(init="tensor")
-        with pytest.raises(TypeError, match=r"^RunOptions\(\) got an unexpected keyword argument 'speed'$"):
-            RunOptions(speed=2)
-
-
 @pytest.mark.parametrize("gradient", ["full", "sds"])
 def test_several_noise_draws_average_per_sample(gradient):
     """A Gaussian prior with σ² = 1e-8 makes ε − ε_θ(x_t) = −k√ᾱ(x − μ) whatever ε is (see
@@ -304,7 +283,7 @@ def test_a_clipped_term_without_gradient_on_x_next_to_one_with_gradient(first):
 
 def test_the_returned_x_is_the_variables_map_at_the_end_of_the_run():
     # a label map's σ anneals with progress: x_optimized is the map at progress 1 (σ_end)
-    from diffprior.variables import SimplexLabelMap
+    from diffprior.method.variables import SimplexLabelMap
 
     p = GaussianPrior(torch.zeros(3, 2, 2), torch.ones(3, 2, 2), NoiseSchedule.linear(1000))
     variable = SimplexLabelMap(p, sigma_start=0.5, sigma_end=0.05)
@@ -329,12 +308,6 @@ def test_denoising_follows_its_method_its_steps_and_each_samples_seed():
     assert (ddim - ddpm).abs().max() > 1e-3
     assert (denoised(7, method="ddim", steps=1) - ddim).abs().max() > 1e-3
     assert (denoised(7, method="ddim") - ddim).abs().max() > 1e-4  # default: every timestep
-
-
-def test_legacy_run_options_take_a_scale_alone():
-    with pytest.warns(DeprecationWarning):
-        o = RunOptions(init_scale=2.5)
-    assert (o.init.type, o.init.scale) == (Options().init.type, 2.5)
 
 
 def test_a_broken_init_file_is_named_as_init_path(tmp_path):
@@ -416,7 +389,7 @@ def test_the_priors_own_parameters_get_no_gradient():
 def test_step_dependent_schedules_get_the_step_index():
     # cosine-linear depends on the step index i, not only on s = i/S: an SGD run with it as the
     # learning rate follows the formula step by step (prior weight 0, quadratic term)
-    from diffprior.schedules import CosineLinear
+    from diffprior.method.schedules import CosineLinear
 
     steps, lr = 4, CosineLinear(high=0.5, low=0.0, amplitude=0.25, period=1.0)
     x = X0.double().clone()
@@ -426,7 +399,7 @@ def test_step_dependent_schedules_get_the_step_index():
     result = quadratic_run({"type": "sgd", "steps": steps, "lr": lr}, X0)
     torch.testing.assert_close(result.x.double(), x, rtol=1e-5, atol=1e-6)
     # as the prior weight: the same run as with those values written out as a piecewise schedule
-    from diffprior.schedules import Piecewise
+    from diffprior.method.schedules import Piecewise
 
     p = prior()
     weights = CosineLinear(high=2.0, low=0.0, amplitude=0.5, period=1.0)
@@ -455,8 +428,8 @@ def test_a_non_finite_term_is_named_with_what_to_do():
 
 @pytest.mark.parametrize("gradient", ["full", "sds"])
 def test_the_free_energy_gives_one_loss_and_one_objective_per_sample(gradient):
-    from diffprior.optimizer import FreeEnergy
-    from diffprior.rng import generators
+    from diffprior.method.optimizer import FreeEnergy
+    from diffprior.method.rng import generators
 
     p = prior((3,))
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)

@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from diffprior import ClipPolicy, GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
-from diffprior.schedules import Constant, Exponential, Linear
-from diffprior.terms import MaskedQuadratic
+from diffprior.method.schedules import Constant, Exponential, Linear
+from diffprior.method.terms import MaskedGaussian
 
 SHAPE = (1, 3, 3)
 D = 9
@@ -32,7 +32,7 @@ TARGET = 0.5
 NOISE = 1.0  # the match term's s
 
 
-class _MatchSettings:  # what MaskedQuadratic reads from its config
+class _MatchSettings:  # what MaskedGaussian reads from its config
     noise = NOISE
 
 
@@ -41,8 +41,8 @@ def sharp_prior(T: int = 1000) -> GaussianPrior:
     return GaussianPrior(mean, torch.full(SHAPE, 1e-8), NoiseSchedule.linear(T))
 
 
-def match_term() -> MaskedQuadratic:
-    return MaskedQuadratic(_MatchSettings(), None, torch.full(SHAPE, TARGET), torch.ones(SHAPE))
+def match_term() -> MaskedGaussian:
+    return MaskedGaussian(_MatchSettings(), None, torch.full(SHAPE, TARGET), torch.ones(SHAPE))
 
 
 def run(prior, terms, x0, *, steps, lr, timesteps, prior_weight=1.0, gradient="full", optimizer="sgd", seeds=None):
@@ -153,7 +153,7 @@ def test_jittered_timesteps_stay_within_the_jitter_per_sample():
     assert offset.abs().max() <= 31 and offset.abs().max() > 10
     assert not torch.equal(result.timesteps[:, 0], result.timesteps[:, 1])  # drawn per sample
     # the first draw of each sample's own generator is step 0's jitter, added to the schedule
-    from diffprior.rng import generators, per_sample_uniform
+    from diffprior.method.rng import generators, per_sample_uniform
 
     first = (800 + per_sample_uniform(generators(range(4)), -30, 30)).round().long()
     assert torch.equal(result.timesteps[0].long(), first)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from diffprior import plugins
-from diffprior.hookspecs import hookimpl
+from diffprior.plugins import registry as plugins
+from diffprior.plugins.hooks import hookimpl
 from diffprior.testing import PluginSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +21,8 @@ GAUSSIAN = ROOT / "examples" / "gaussian.toml"
 
 TERM_MODULE = """
 from typing import ClassVar, Literal
-from diffprior.config import TermConfig
-from diffprior.hookspecs import hookimpl
+from diffprior.config.bases import TermConfig
+from diffprior.plugins.hooks import hookimpl
 
 class Config(TermConfig):
     type: Literal["{name}"] = "{name}"
@@ -37,21 +37,21 @@ def register_terms(register):
 BROKEN = {
     "diffprior-import-error": ("import_error_plugin.py", "import no_such_module_for_diffprior_tests\n"),
     "diffprior-wrong-argument": ("wrong_argument_plugin.py", """
-        from diffprior.hookspecs import hookimpl
+        from diffprior.plugins.hooks import hookimpl
 
         @hookimpl
         def register_terms(register, options):
             pass
     """),
     "diffprior-hook-raises": ("hook_raises_plugin.py", """
-        from diffprior.hookspecs import hookimpl
+        from diffprior.plugins.hooks import hookimpl
 
         @hookimpl
         def register_terms(register):
             raise RuntimeError("the plugin's own bug")
     """),
     "diffprior-hook-typo": ("hook_typo_plugin.py", """
-        from diffprior.hookspecs import hookimpl
+        from diffprior.plugins.hooks import hookimpl
 
         @hookimpl
         def register_term(register):

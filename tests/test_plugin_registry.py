@@ -7,10 +7,11 @@ from typing import Literal
 
 import pytest
 
-from diffprior import hookimpl, plugins
-from diffprior.config import TermConfig
+from diffprior import hookimpl
+from diffprior.plugins import registry as plugins
+from diffprior.config.bases import TermConfig
 from diffprior.errors import PluginError, PluginWarning
-from diffprior.plugins import PluginInfo, PluginSettings, Registration, Registry, load, registered_name
+from diffprior.plugins.registry import PluginInfo, PluginSettings, Registration, Registry, load, registered_name
 
 
 def _term(name):
@@ -120,7 +121,7 @@ def test_a_problem_names_the_plugins_and_strict_mode_raises():
 
 
 def test_registered_names_and_wrong_hooks():
-    from diffprior.builtins import GaussianPriorConfig, MatchConfig
+    from diffprior.plugins.builtins import GaussianPriorConfig, MatchConfig
 
     assert registered_name("term", MatchConfig) == "match"
     assert registered_name("command", types.SimpleNamespace(name="tsp")) == "tsp"
@@ -303,7 +304,7 @@ def test_entry_points_by_distribution_core_first_each_once(monkeypatch):
         return metadata.EntryPoint(name=name, value=value, group="diffprior")
 
     listed = [ep("z", "zeta_terms.mod"), ep("a", "alpha_terms.mod"), ep("a", "alpha_terms.mod"),  # listed twice
-              ep("core", "diffprior.builtins"), ep("b", "alpha_terms.other")]
+              ep("core", "diffprior.plugins.builtins"), ep("b", "alpha_terms.other")]
     monkeypatch.setattr(plugins, "_entry_points", lambda: listed)
     by_dist = plugins.installed_entry_points()
     assert list(by_dist) == ["diffprior", "alpha_terms", "zeta_terms"]
@@ -321,7 +322,7 @@ def test_loading_goes_on_past_a_broken_disabled_or_skipped_distribution(monkeypa
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "plugin.py").write_text(
-        "from typing import Literal\nfrom diffprior import hookimpl\nfrom diffprior.config import TermConfig\n\n"
+        "from typing import Literal\nfrom diffprior import hookimpl\nfrom diffprior import TermConfig\n\n"
         "class GoodConfig(TermConfig):\n    type: Literal['good-term'] = 'good-term'\n\n"
         "@hookimpl\ndef register_terms(register):\n    register(GoodConfig)\n")
     (tmp_path / "typo_terms.py").write_text("from diffprior import hookimpl\n\n@hookimpl\ndef register_term(register):\n    pass\n")
@@ -370,7 +371,7 @@ def test_three_plugins_with_one_name_each_get_a_qualified_subclass(registered):
 
 
 def test_a_command_name_two_plugins_register_is_qualified_too(registered):
-    from diffprior.command import Command
+    from diffprior.cli.command import Command
 
     for dist, module_name in (("throwaway-a", "one"), ("throwaway-b", "two")):
         module = types.ModuleType(module_name)

@@ -9,9 +9,10 @@ from typing import ClassVar, Literal
 
 import pytest
 
-from diffprior import hookimpl, plugins
-from diffprior.cli import main
-from diffprior.config import TermConfig
+from diffprior import hookimpl
+from diffprior.plugins import registry as plugins
+from diffprior.cli.main import main
+from diffprior.config.bases import TermConfig
 
 
 def _offset_plugin():
@@ -103,7 +104,7 @@ def test_throwaway_term_from_a_config_file(offset_plugin, tmp_path):
     info = plugins.get_registry().plugins["throwaway-offset"]
     assert info.registers == {"term": ["offset"]}
     # the declared default weight and clip policy apply when the config gives none
-    from diffprior.config import load_config
+    from diffprior.config.files import load_config
 
     term = load_config(cfg).terms[0]
     assert term.resolved_clip().mode == "max_norm" and term.resolved_weight()(0.3) == 0.5
@@ -170,11 +171,11 @@ def test_plugins_json_lists_the_core():
 
 def test_cli_and_plugin_listing_do_not_import_torch():
     code = (
-        "import sys, diffprior.cli\n"
-        "assert 'torch' not in sys.modules, 'import diffprior.cli imported torch'\n"
+        "import sys, diffprior.cli.main\n"
+        "assert 'torch' not in sys.modules, 'import diffprior.cli.main imported torch'\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    diffprior.cli.main(['plugins', '--json'])\n"
+        "    diffprior.cli.main.main(['plugins', '--json'])\n"
         "heavy = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

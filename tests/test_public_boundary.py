@@ -17,22 +17,11 @@ import diffprior
 REPO = Path(__file__).resolve().parents[1]
 HOOKS_DOC = REPO / "docs" / "hooks.md"
 
-# module → the names a plugin may import from it (documented in docs/hooks.md, "Where things are")
+# module → the names a plugin may import from it (docs/hooks.md, "Where things are"): one import
+# path per public name. None: all of the module (the conformance kit).
 PUBLIC = {
-    "diffprior": set(diffprior.__all__) | {"distributed"},
-    "diffprior.bases": {"PriorConfig", "VariableConfig", "TermConfig", "BuildContext", "ExistingPath", "resolve_path"},
-    "diffprior.schedules": {"Schedule", "ScheduleValue", "parse_schedule"},
-    "diffprior.clipping": {"ClipPolicy"},
-    "diffprior.command": {"Command", "UsageError", "ConfigError", "subcommands", "positive_int"},
-    "diffprior.errors": {"ConfigError", "UsageError", "PluginError", "NonFiniteError"},
-    "diffprior.terms": {"Term", "MaskedGaussian", "check_image_shape"},
-    "diffprior.sharding": {"Shard", "shard_range", "process_rows", "batches_of", "shard_argument", "missing_shards",
-                           "read_part"},
-    "diffprior.distributed": {"setup", "gather", "all_sum", "barrier", "current"},
-    "diffprior.config_files": {"load_config", "read_config_file", "apply_overrides"},
-    "diffprior.hookspecs": {"hookimpl"},
-    "diffprior.lazy": {"lazy_exports"},
-    "diffprior.testing": None,  # the conformance kit (docs/conformance-kit.md): all of it
+    "diffprior": set(diffprior.__all__),
+    "diffprior.testing": None,
 }
 
 
@@ -78,10 +67,10 @@ def test_distributions_import_only_the_documented_public_api():
 
 def test_the_check_catches_an_import_of_a_core_internal(tmp_path):
     plugin = tmp_path / "plugin.py"
-    plugin.write_text("from diffprior import Term\nfrom diffprior.optimizer import _PriorLoss\n"
-                      "def f():\n    from diffprior.sharding import merge_runs\n    import diffprior.runner\n")
+    plugin.write_text("from diffprior import Term\nfrom diffprior.method.optimizer import _PriorLoss\n"
+                      "def f():\n    from diffprior.runs.sharding import merge_runs\n    import diffprior.runs.runner\n")
     found = [v.split(": ")[1] for v in violations([plugin], root=tmp_path)]
-    assert found == ["diffprior.optimizer._PriorLoss", "diffprior.sharding.merge_runs", "diffprior.runner"]
+    assert found == ["diffprior.method.optimizer._PriorLoss", "diffprior.runs.sharding.merge_runs", "diffprior.runs.runner"]
 
 
 @pytest.mark.parametrize("module", sorted(m for m in PUBLIC if m != "diffprior"))
@@ -93,3 +82,8 @@ def test_every_public_module_is_documented_and_its_names_exist(module):
     names = PUBLIC[module] or ()
     mod = importlib.import_module(module)
     assert [n for n in names if not hasattr(mod, n)] == []
+
+
+def test_every_public_name_is_documented():
+    table = HOOKS_DOC.read_text().split("Where things are", 1)[1].split("\n## ", 1)[0]
+    assert [name for name in diffprior.__all__ if f"`{name}" not in table and name != "__version__"] == []

@@ -8,8 +8,9 @@ import torch
 from safetensors.torch import load_file
 
 from diffprior import GaussianPrior, NoiseSchedule, NonFiniteError, Options, Pixels, Term, WeightedTerm, optimize
-from diffprior.cli import main
-from diffprior.config import ConfigError, validate_config
+from diffprior.cli.main import main
+from diffprior.errors import ConfigError
+from diffprior.config.run_config import validate_config
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
 
@@ -83,7 +84,7 @@ def _schema_from_cli(capsys) -> dict:
 
 
 def test_schema_lists_exactly_the_installed_types(capsys):
-    from diffprior.plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     schema = _schema_from_cli(capsys)
     registry = get_registry()
@@ -152,9 +153,9 @@ def test_a_numerical_failure_keeps_the_steps_before_it(tmp_path, capsys):
 
 
 def test_saved_x_is_what_the_grid_shows_clipped_to_the_data_range(tmp_path):
-    from diffprior.config import load_config
-    from diffprior.optimizer import Result
-    from diffprior.outputs import write_run
+    from diffprior.config.files import load_config
+    from diffprior.method.optimizer import Result
+    from diffprior.runs.outputs import write_run
 
     config = load_config(EXAMPLE)
     prior = GaussianPrior(torch.zeros(1, 4, 4), torch.ones(1, 4, 4), NoiseSchedule.linear(1000), data_range=(-1.0, 1.0))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from diffprior.cli import main
-from diffprior.rundir import RunDir, RunDirError
+from diffprior.cli.main import main
+from diffprior.runs.directories import RunDir, RunDirError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "gaussian.toml"
@@ -81,12 +81,12 @@ def test_an_out_that_is_a_file_is_an_input_error(tmp_path, capsys):
 
 
 def test_an_unwritable_out_fails_before_the_optimisation(tmp_path, capsys, monkeypatch):
-    import diffprior.runner
+    import diffprior.runs.runner
 
     def never(*args, **kwargs):
         raise AssertionError("the optimisation started")
 
-    monkeypatch.setattr(diffprior.runner, "build", never)
+    monkeypatch.setattr(diffprior.runs.runner, "build", never)
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert main(["run", str(EXAMPLE), "--out", str(blocker / "sub"), *FAST]) == 2
@@ -140,11 +140,11 @@ def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
 
 
 def test_a_second_ctrl_c_while_writing_keeps_a_complete_directory(tmp_path, capsys, monkeypatch):
-    import diffprior.optimizer
-    import diffprior.outputs
+    import diffprior.method.optimizer
+    import diffprior.runs.outputs
 
     calls = {"n": 0}
-    energy = diffprior.optimizer.FreeEnergy.__call__
+    energy = diffprior.method.optimizer.FreeEnergy.__call__
 
     def interrupted_at_step_3(self, *args):
         calls["n"] += 1
@@ -152,14 +152,14 @@ def test_a_second_ctrl_c_while_writing_keeps_a_complete_directory(tmp_path, caps
             raise KeyboardInterrupt  # the first Ctrl-C, during the optimisation
         return energy(self, *args)
 
-    grid = diffprior.outputs.save_grid
+    grid = diffprior.runs.outputs.save_grid
 
     def ctrl_c_while_writing(*args, **kwargs):
         signal.raise_signal(signal.SIGINT)  # the second Ctrl-C, while the results are written
         return grid(*args, **kwargs)
 
-    monkeypatch.setattr(diffprior.optimizer.FreeEnergy, "__call__", interrupted_at_step_3)
-    monkeypatch.setattr(diffprior.outputs, "save_grid", ctrl_c_while_writing)
+    monkeypatch.setattr(diffprior.method.optimizer.FreeEnergy, "__call__", interrupted_at_step_3)
+    monkeypatch.setattr(diffprior.runs.outputs, "save_grid", ctrl_c_while_writing)
     out = tmp_path / "run"
     assert main(["run", str(EXAMPLE), "--out", str(out), *FAST]) == 130
     err = capsys.readouterr().err

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from diffprior.cli import main
-from diffprior.commands import UsageError
-from diffprior.scaffold import PluginNames, new_plugin
+from diffprior.cli.main import main
+from diffprior.cli.core_commands import UsageError
+from diffprior.plugins.scaffold import PluginNames, new_plugin
 from diffprior.testing import PluginSandbox
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from diffprior.cli import main
-from diffprior.distributed import World
+from diffprior.cli.main import main
+from diffprior.runs.distributed import World
 from diffprior.errors import UsageError
-from diffprior.sharding import Shard, batches_of, process_rows, shard_range
+from diffprior.runs.sharding import Shard, batches_of, process_rows, shard_range
 from diffprior.testing import torchrun
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "gaussian.toml"
@@ -116,7 +116,7 @@ from diffprior import distributed
 world, _ = distributed.setup("cpu")
 if world.rank == 1:
     if sys.argv[1] == "raise":
-        sys.exit(__import__("diffprior.cli").cli.main(["run", "no-such-config.toml"]))
+        sys.exit(__import__("diffprior.cli.main").cli.main.main(["run", "no-such-config.toml"]))
     time.sleep(600)  # "hang": never reach the collective
 distributed.gather({}, {"rank": world.rank})
 """
@@ -173,7 +173,7 @@ def test_an_interrupted_batch_keeps_the_finished_ones_and_the_steps_all_did():
     import torch
 
     from diffprior import GaussianPrior, NoiseSchedule, Options, Pixels, optimize
-    from diffprior.sharding import concat_results
+    from diffprior.runs.sharding import concat_results
 
     prior = GaussianPrior(torch.zeros(3), torch.ones(3), NoiseSchedule.linear(100))
     options = Options(optimizer={"steps": 6, "lr": 0.1})

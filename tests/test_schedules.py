@@ -3,8 +3,9 @@ import re
 
 import pytest
 
-from diffprior.config import ConfigError, parse_schedule
-from diffprior.schedules import Constant, Cosine, CosineLinear, Exponential, Linear, Piecewise
+from diffprior.errors import ConfigError
+from diffprior.method.schedules import parse_schedule
+from diffprior.method.schedules import Constant, Cosine, CosineLinear, Exponential, Linear, Piecewise
 
 
 def test_endpoints_and_midpoints():
@@ -135,8 +136,8 @@ def test_a_schedule_in_a_config_is_looked_up_in_the_validation_context_registry(
     from typing import Literal
 
     from diffprior import Options
-    from diffprior.plugins import PluginSettings, Registration, Registry
-    from diffprior.schedules import Schedule
+    from diffprior.plugins.registry import PluginSettings, Registration, Registry
+    from diffprior.method.schedules import Schedule
 
     class Halfway(Schedule):
         type: Literal["halfway"] = "halfway"
@@ -145,7 +146,7 @@ def test_a_schedule_in_a_config_is_looked_up_in_the_validation_context_registry(
         def __call__(self, s, step=0, steps=1):
             return self.value if s >= 0.5 else 0.0
 
-    from diffprior.schedules import BUILTIN_SCHEDULE_CLASSES
+    from diffprior.method.schedules import BUILTIN_SCHEDULE_CLASSES
 
     def registry_with(classes):
         registry = Registry(PluginSettings())
@@ -169,7 +170,7 @@ def test_cosine_linear_called_without_a_step_uses_step_zero():
 def test_at_step_passes_the_step_and_the_number_of_steps():
     from typing import Literal
 
-    from diffprior.schedules import Schedule
+    from diffprior.method.schedules import Schedule
 
     class StepsLeft(Schedule):  # a plugin schedule may count steps rather than progress
         type: Literal["steps-left"] = "steps-left"
@@ -193,7 +194,7 @@ def test_the_whole_message_of_a_bad_schedule(spec, message):
 
 
 def test_as_schedule_wraps_numbers_and_keeps_schedules():
-    from diffprior.schedules import Schedule, as_schedule
+    from diffprior.method.schedules import Schedule, as_schedule
 
     linear = Linear(start=1, end=0)
     assert as_schedule(linear) is linear
@@ -208,7 +209,7 @@ def _halfway_plugin():
     from typing import Literal
 
     from diffprior import hookimpl
-    from diffprior.schedules import Schedule
+    from diffprior.method.schedules import Schedule
 
     class Halfway(Schedule):
         type: Literal["halfway"] = "halfway"
@@ -228,7 +229,7 @@ def _halfway_plugin():
 
 
 def test_built_in_schedules_resolve_without_plugin_discovery(monkeypatch):
-    from diffprior import plugins
+    from diffprior.plugins import registry as plugins
 
     def no_discovery():
         raise AssertionError("plugins were discovered for a built-in schedule")
@@ -239,8 +240,8 @@ def test_built_in_schedules_resolve_without_plugin_discovery(monkeypatch):
 
 
 def test_a_plugin_schedule_is_found_by_discovery_or_in_the_given_registry():
-    from diffprior import plugins
-    from diffprior.plugins import PluginSettings, Registration, Registry
+    from diffprior.plugins import registry as plugins
+    from diffprior.plugins.registry import PluginSettings, Registration, Registry
 
     module, Halfway = _halfway_plugin()
     plugins.register_plugin(module, "halfway-schedule")

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from diffprior import GaussianPrior, NoiseSchedule
-from diffprior.rng import generators
-from diffprior.variables import BoundedPixels, Pixels, SimplexLabelMap
+from diffprior.method.rng import generators
+from diffprior.method.variables import BoundedPixels, Pixels, SimplexLabelMap
 
 
 def prior(shape=(1, 2, 2), data_range=(-1.0, 1.0)):

@@ -8,6 +8,7 @@ diffprior and its plugins keep torch out of ``import diffprior`` and out of plug
 
     __all__, __getattr__, __dir__ = lazy_exports(__name__, globals(), {
         "UNet": "diffprior_unet.model",          # public name -> module that defines it
+        "training": "diffprior_unet.training",   # a name equal to its module's last part: the module
     }, also=["__version__"])
 """
 
@@ -27,7 +28,9 @@ def lazy_exports(package: str, namespace: dict, names: dict[str, str],
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        imported = importlib.import_module(module)
+        # a name mapped to a module of the same last name is that module ("distributed": "pkg.runs.distributed")
+        value = imported if module.rsplit(".", 1)[-1] == name else getattr(imported, name)
         namespace[name] = value
         return value
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ConfigError
+from diffprior.errors import ConfigError
 
 
 def _detail(exc: BaseException) -> str:

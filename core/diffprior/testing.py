@@ -82,8 +82,8 @@ def default_prior(shape: Sequence[int] = DEFAULT_SHAPE):
     """A small analytic prior (N(0, 0.25·I), linear schedule, data range [-1, 1])."""
     import torch
 
-    from .noise import NoiseSchedule
-    from .priors import GaussianPrior
+    from diffprior.method.noise import NoiseSchedule
+    from diffprior.method.priors import GaussianPrior
 
     shape = tuple(int(s) for s in shape)
     return GaussianPrior(torch.zeros(shape), torch.full(shape, 0.25), NoiseSchedule.linear(1000), data_range=(-1.0, 1.0))
@@ -91,8 +91,8 @@ def default_prior(shape: Sequence[int] = DEFAULT_SHAPE):
 
 def _as_prior(prior):
     """None → :func:`default_prior`; a shape → a default prior of that shape; a config → built."""
-    from .config import BuildContext, PriorConfig
-    from .priors import Prior
+    from diffprior.config.bases import BuildContext, PriorConfig
+    from diffprior.method.priors import Prior
 
     if prior is None:
         return default_prior()
@@ -135,7 +135,8 @@ def check_config(config_cls, params: Mapping | None = None, *, base_dir: Path | 
     """Check a plugin config model; return the validated instance for ``params``."""
     from pydantic import ValidationError
 
-    from .config import PluginConfig, TermConfig
+    from diffprior.config.registrable import PluginConfig
+    from diffprior.config.bases import TermConfig
 
     if not (isinstance(config_cls, type) and issubclass(config_cls, PluginConfig)):
         _fail(f"{config_cls!r} must subclass diffprior.PriorConfig, VariableConfig or TermConfig")
@@ -178,7 +179,9 @@ def check_term_defaults(config_cls) -> None:
     """A term declares its own ``default_weight`` and ``default_clip``, and both validate."""
     from pydantic import ValidationError
 
-    from .config import ClipPolicy, TermConfig, parse_schedule
+    from diffprior.method.clipping import ClipPolicy
+    from diffprior.config.bases import TermConfig
+    from diffprior.method.schedules import parse_schedule
 
     examples = {"default_weight": '{"linear": [0.01, 0.0]}', "default_clip": '"none"'}
     for attr, example in examples.items():
@@ -245,8 +248,8 @@ def check_term(
     """
     import torch
 
-    from .config import BuildContext
-    from .terms import Term
+    from diffprior.config.bases import BuildContext
+    from diffprior.method.terms import Term
 
     config = check_config(config_cls, params, base_dir=base_dir)
     prior = _as_prior(prior)
@@ -315,8 +318,8 @@ def check_prior(prior, params: Mapping | None = None, *, batch: int = 3, seed: i
     """Check a prior (a PriorConfig class with ``params``, a PriorConfig or a built Prior); return it."""
     import torch
 
-    from .config import BuildContext, PriorConfig
-    from .priors import Prior
+    from diffprior.config.bases import BuildContext, PriorConfig
+    from diffprior.method.priors import Prior
 
     if isinstance(prior, type):
         prior = check_config(prior, params, base_dir=base_dir)
@@ -359,9 +362,9 @@ def check_variable(variable, params: Mapping | None = None, *, prior=None, batch
     """Check a variable (a VariableConfig class with ``params``, a config or a built Variable)."""
     import torch
 
-    from .config import BuildContext, VariableConfig
-    from .rng import generators
-    from .variables import Variable
+    from diffprior.config.bases import BuildContext, VariableConfig
+    from diffprior.method.rng import generators
+    from diffprior.method.variables import Variable
 
     prior = _as_prior(prior)
     if isinstance(variable, type):
@@ -422,9 +425,9 @@ def check_plugin(distribution: str, *, expect: Mapping[str, Iterable[str]] | Non
     """Load the installed ``distribution`` alone, in strict mode; check what it registers.
 
     ``expect`` maps a kind ("term", "prior", ...) to names that must be registered.
-    Returns its :class:`diffprior.plugins.PluginInfo`.
+    Returns its :class:`diffprior.plugins.registry.PluginInfo`.
     """
-    from . import plugins
+    from diffprior.plugins import registry as plugins
 
     dist = plugins._normalise(distribution)
     try:
@@ -455,7 +458,19 @@ def check_plugin(distribution: str, *, expect: Mapping[str, Iterable[str]] | Non
 
 
 # ----------------------------------------------------------------------------- sandbox
-_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", ".pytest_cache")
+_IGNORE_ANYWHERE = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__", ".pytest_cache")
+# Build outputs and run folders only at a source's top: ``diffprior/runs`` is a package.
+_IGNORE_AT_TOP = {"build", "dist", "runs"}
+
+
+def _copy_source(source: Path, copy: Path) -> None:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(_IGNORE_ANYWHERE(folder, names))
+        if Path(folder) == source:
+            skipped |= _IGNORE_AT_TOP & set(names)
+        return skipped
+
+    shutil.copytree(source, copy, ignore=ignore)
 
 
 class PluginSandbox:
@@ -483,7 +498,7 @@ class PluginSandbox:
             source = Path(source).resolve()
             self._copies += 1
             copy = self._sources / f"{self._copies}-{source.name}"
-            shutil.copytree(source, copy, ignore=_COPY_IGNORE)
+            _copy_source(source, copy)
             copies.append(str(copy))
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation",
                "--disable-pip-version-check", "--upgrade", "--target", str(self.site), *copies]
@@ -546,8 +561,8 @@ def check_schedule(schedule_cls, params: Mapping | None = None, *, steps: int = 
     - ``jitter`` is accepted and leaves the value unchanged (the optimizer adds the noise,
       per sample, from each sample's generator).
     """
-    from .config import parse_schedule
-    from .schedules import Schedule
+    from diffprior.method.schedules import parse_schedule
+    from diffprior.method.schedules import Schedule
 
     if not (isinstance(schedule_cls, type) and issubclass(schedule_cls, Schedule)):
         _fail(f"{schedule_cls!r} must subclass diffprior.Schedule")
@@ -590,7 +605,7 @@ def check_schedule(schedule_cls, params: Mapping | None = None, *, steps: int = 
 
 def _registered_schedule(name: str, cls) -> bool:
     """The short form resolves names through the registry: only check it for a registered class."""
-    from .plugins import get_registry
+    from diffprior.plugins.registry import get_registry
 
     reg = get_registry().schedules.get(name)
     return reg is not None and reg.obj is cls

@@ -7,8 +7,8 @@ from typing import ClassVar, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from diffprior.bases import TermConfig, resolve_path
-from diffprior.hookspecs import hookimpl
+from diffprior import TermConfig, resolve_path
+from diffprior import hookimpl
 
 SHAPES = ("circle", "square", "diamond")
 

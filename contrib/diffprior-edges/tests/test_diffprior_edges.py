@@ -7,7 +7,7 @@ import torch
 from pydantic import ValidationError
 
 from diffprior import BuildContext, ConfigError
-from diffprior.config import validate_config
+from diffprior import validate_config
 from diffprior_edges.plugin import EdgesConfig, TotalVariationConfig
 
 
@@ -75,7 +75,7 @@ def test_a_filled_disk_aligns_with_the_circle_outline_and_noise_does_not():
 
 
 def test_optimising_with_edges_raises_the_correlation():
-    from diffprior import runner
+    from diffprior.runs import runner
 
     base = {
         "batch": 2,

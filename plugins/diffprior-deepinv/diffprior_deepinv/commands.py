@@ -5,7 +5,7 @@ Argparse wiring only at import; torch, deepinv and PIL are imported when the com
 
 from __future__ import annotations
 
-from diffprior.command import Command, UsageError, subcommands
+from diffprior import Command, UsageError, subcommands
 
 
 def _configure_simulate(parser):

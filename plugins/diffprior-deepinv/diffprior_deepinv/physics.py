@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from diffprior.errors import ConfigError
+from diffprior import ConfigError
 
 
 def _noise_model(spec, rng):

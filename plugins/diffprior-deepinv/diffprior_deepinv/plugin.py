@@ -12,8 +12,8 @@ from typing import ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from diffprior.bases import ExistingPath, TermConfig, resolve_path
-from diffprior.hookspecs import hookimpl
+from diffprior import ExistingPath, TermConfig, resolve_path
+from diffprior import hookimpl
 
 OPERATORS = ("inpainting", "downsampling", "blur", "compressed-sensing", "denoising")
 FILTERS = ("bicubic", "bilinear", "gaussian", "sinc", "none")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from diffprior.errors import ConfigError
+from diffprior import ConfigError
 
 IMAGE_SUFFIXES = (".png", ".npy")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from diffprior.errors import ConfigError
-from diffprior.terms import Term, check_image_shape
+from diffprior import ConfigError
+from diffprior import Term, check_image_shape
 
 from .physics import build_physics, load_array, output_shape
 from .units import to_unit

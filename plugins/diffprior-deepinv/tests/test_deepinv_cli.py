@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior.testing import check_config, check_lazy_import, check_plugin, check_term
 from diffprior_deepinv.plugin import PhysicsConfig
 
@@ -132,7 +132,7 @@ def test_plugin_loads_strictly_and_imports_no_deepinv():
     check_plugin("diffprior-deepinv", expect={"term": ["physics"], "command": ["deepinv"]})
     check_lazy_import("diffprior_deepinv.plugin", forbidden=["torch", "deepinv"])
     check_lazy_import("diffprior_deepinv", forbidden=["torch", "deepinv"])
-    code = "import sys; from diffprior.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('deepinv' in sys.modules)"
+    code = "import sys; from diffprior.cli.main import main\ntry: main(['--help'])\nexcept SystemExit: pass\nprint('deepinv' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.strip().splitlines()[-1] == "False"
 

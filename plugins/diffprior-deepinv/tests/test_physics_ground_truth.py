@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from diffprior import BuildContext, GaussianPrior, NoiseSchedule, Options, Pixels, WeightedTerm, optimize
-from diffprior.schedules import Constant, Exponential
+from diffprior.method.schedules import Constant, Exponential
 from diffprior_deepinv.plugin import PhysicsConfig
 
 SHAPE = (1, 4, 4)

@@ -6,7 +6,7 @@ loaders below are imported lazily (``from diffprior_diffusers import load_diffus
 
 from __future__ import annotations
 
-from diffprior.lazy import lazy_exports
+from diffprior import lazy_exports
 
 __version__ = "0.1.0"
 

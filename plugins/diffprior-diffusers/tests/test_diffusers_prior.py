@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from diffprior import BuildContext, ConfigError, load_config
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_diffusers.prior import eps_from_prediction
 from diffprior_diffusers.schedule import betas_from_scheduler_config
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from diffprior import load_config
-from diffprior.cli import main
+from diffprior.cli.main import main
 
 from tiny_models import save_pipeline
 

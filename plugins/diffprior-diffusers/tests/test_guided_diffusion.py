@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from diffprior import BuildContext, ConfigError, load_config
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_diffusers.adm import build_unet, convert_adm_state_dict
 from diffprior_diffusers.flags import resolve_flags
 

@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from diffprior import ConfigError, ExistingPath, TermConfig
 
-from diffprior.hookspecs import hookimpl
+from diffprior import hookimpl
 
 from .attribute_training import ATTRIBUTES_FORMAT
 from .plugin import AugmentConfig, ClassifierConfig

@@ -13,9 +13,9 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from diffprior.bases import ExistingPath, TermConfig, resolve_path
-from diffprior.command import Command
-from diffprior.hookspecs import hookimpl
+from diffprior import ExistingPath, TermConfig, resolve_path
+from diffprior import Command
+from diffprior import hookimpl
 
 from .digits import DigitRef
 

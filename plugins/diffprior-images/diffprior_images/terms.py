@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from diffprior.errors import ConfigError
-from diffprior.terms import MaskedGaussian, Term, check_image_shape
+from diffprior import ConfigError
+from diffprior import MaskedGaussian, Term, check_image_shape
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

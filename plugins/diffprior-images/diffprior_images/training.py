@@ -246,7 +246,7 @@ def run(args) -> int:
         return run_attributes(args)
     import torch
 
-    from diffprior.command import UsageError
+    from diffprior import UsageError
 
     if args.epochs is not None and args.epochs <= 0:
         raise UsageError(f"--epochs must be positive, got {args.epochs}")

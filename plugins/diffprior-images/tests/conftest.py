@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from diffprior.config import BuildContext
+from diffprior import BuildContext
 
 
 @pytest.fixture(autouse=True)
@@ -12,8 +12,8 @@ def _one_thread():
 @pytest.fixture
 def ctx():
     """A 1×32×32 analytic prior with the digits' data range: terms only need its shape and range."""
-    from diffprior.noise import NoiseSchedule
-    from diffprior.priors import GaussianPrior
+    from diffprior import NoiseSchedule
+    from diffprior import GaussianPrior
 
     prior = GaussianPrior(torch.zeros(1, 32, 32), torch.full((1, 32, 32), 0.25), NoiseSchedule.linear(1000), data_range=(-1.0, 1.0))
     return BuildContext(prior=prior, steps=10)

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 
 PRIOR = """
 [prior]

@@ -11,7 +11,7 @@ pytest.importorskip("diffprior_unet")
 
 @pytest.fixture(scope="module")
 def digits_prior_available():
-    from diffprior.config import load_config
+    from diffprior import load_config
 
     load_config(_example("digits-class.toml"))  # a ConfigError here fails every test below
 
@@ -25,8 +25,8 @@ def _example(name):
 def test_class_constraint_with_the_digits_prior_convinces_the_judge(digits_prior_available):
     """The shipped recipe (sds, the term's gradient clipped to the prior's) on class 1, where
     an unclipped classifier is satisfied by L-shapes the judge rejects (docs/tutorials/digits.md)."""
-    from diffprior.config import load_config
-    from diffprior.runner import run
+    from diffprior import load_config
+    from diffprior import run
     from diffprior_images.evaluation import Judge
 
     torch.set_num_threads(1)
@@ -42,8 +42,8 @@ def test_class_constraint_with_the_digits_prior_convinces_the_judge(digits_prior
                                      "digits-class-paper.toml", "digits-symmetry-paper.toml", "digits-thin-paper.toml",
                                      "digits-class3-symmetric-paper.toml"])
 def test_examples_run(digits_prior_available, example):
-    from diffprior.config import load_config
-    from diffprior.runner import run
+    from diffprior import load_config
+    from diffprior import run
 
     config = load_config(_example(example), ["optimizer.steps=5", "batch=2"])
     result = run(config, progress=False)

@@ -112,9 +112,9 @@ def test_digit_augmentation_shift_and_noise_is_per_sample(ctx, digits):
 def test_denoised_classifier_scores_the_priors_estimate_not_x(digits):
     """Under a prior that only believes in one real 3 (a narrow Gaussian around it), the
     denoised estimate of any image is that 3: the classifier scores it, not the pixels of x."""
-    from diffprior.config import BuildContext
-    from diffprior.noise import NoiseSchedule
-    from diffprior.priors import GaussianPrior
+    from diffprior import BuildContext
+    from diffprior import NoiseSchedule
+    from diffprior import GaussianPrior
 
     images, labels = digits
     three, five = images[labels == 3][:1], images[labels == 5][:1]

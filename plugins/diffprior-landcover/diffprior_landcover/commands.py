@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from diffprior.command import Command, UsageError, positive_int, subcommands
+from diffprior import Command, UsageError, positive_int, subcommands
 
 
 # ------------------------------------------------------------------------------ data

@@ -10,8 +10,8 @@ from typing import ClassVar, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from diffprior.bases import ExistingPath, TermConfig, VariableConfig
-from diffprior.hookspecs import hookimpl
+from diffprior import ExistingPath, TermConfig, VariableConfig
+from diffprior import hookimpl
 
 from .commands import LANDCOVER_COMMAND
 

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from diffprior import BuildContext, ConfigError, GaussianPrior, NoiseSchedule, Options, WeightedTerm, optimize
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_landcover.files import read_images, read_label_maps, upsample, write_scenes
 from diffprior_landcover.plugin import LandcoverLabelsConfig, LowresKlConfig, NmiConfig
 from diffprior_landcover.terms import LocalNMI, LowresKL, coarse_distribution, nmi

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffprior.command import Command, UsageError, positive_int, subcommands
+from diffprior import Command, UsageError, positive_int, subcommands
 
 
 
@@ -113,7 +113,7 @@ def _configure_eval(p):
                         "to decode them again later without optimising")
     p.add_argument("--no-lkh", action="store_true", help="skip the elkai (LKH) baseline")
     p.add_argument("--baselines-only", action="store_true", help="skip the prior (the baselines are fast on any set)")
-    from diffprior.sharding import shard_argument
+    from diffprior import shard_argument
 
     shard_argument(p, "instances (whole batches of --batch-size)")
 
@@ -271,7 +271,7 @@ def _save_heatmaps(args, arrays: dict, world) -> None:
 def _instance_part(total: int, args, world) -> range:
     """This process's instances: whole batches of --batch-size (its shard's, then its rank's
     part); a clear error when there are fewer batches than shards × processes."""
-    from diffprior.sharding import Shard, process_rows
+    from diffprior import Shard, process_rows
 
     return process_rows(total, args.batch_size, getattr(args, "shard", Shard()), world, what="instances")
 
@@ -365,7 +365,7 @@ def _configure_report(p):
 def _report_parts(args) -> int:
     """The shards of an evaluation run so far, read as one evaluation of the instances they
     cover: a long evaluation can be looked at before all its shards are done."""
-    from diffprior.sharding import read_part
+    from diffprior import read_part
 
     from .scaling import join_parts
 

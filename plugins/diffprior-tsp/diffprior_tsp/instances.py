@@ -17,7 +17,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from diffprior.command import UsageError
+from diffprior import UsageError
 
 
 class InstanceError(UsageError):

@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from diffprior.bases import ExistingPath, VariableConfig
-from diffprior.hookspecs import hookimpl
+from diffprior import ExistingPath, VariableConfig
+from diffprior import hookimpl
 
 from .commands import TSP_COMMAND
 

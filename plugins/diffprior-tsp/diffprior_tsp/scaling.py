@@ -2,10 +2,10 @@
 
 A process solves whole batches of ``--batch-size`` consecutive instances: the batches of the
 file are split into contiguous shards (``--shard``), and those into contiguous parts per rank
-(:func:`diffprior.sharding.process_rows`, shared with ``diffprior run``). Instance ``i``
+(:func:`diffprior.runs.sharding.process_rows`, shared with ``diffprior run``). Instance ``i``
 keeps the seed ``seed + i`` and is optimised in the same batch as in a single process, so
 its heat-map, its tours and every figure computed from them are the same bit for bit. Uses
-diffprior's public :mod:`diffprior.distributed` and :mod:`diffprior.sharding`.
+diffprior's public :mod:`diffprior.runs.distributed` and :mod:`diffprior.runs.sharding`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffprior.command import UsageError
+from diffprior import UsageError
 
 PART_KIND = "tsp eval"
 
@@ -82,7 +82,7 @@ def join_parts(parts: list[tuple], allow_missing: bool = False) -> tuple[dict, l
     Methods are matched by role; a role whose name differs between parts (the matched-time
     baseline's restart count comes from each part's wall time) keeps the first part's name
     with the range of counts."""
-    from diffprior.sharding import missing_shards
+    from diffprior import missing_shards
 
     by_index, first, digest = {}, None, None
     for path, info in parts:

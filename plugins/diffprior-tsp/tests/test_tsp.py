@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from diffprior import ConfigError
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_tsp.decode import (edge_scores, greedy_edge_tours, nearest_neighbour_tours, reference_two_opt,
                                   two_opt)
 from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, random_instances,
@@ -242,8 +242,8 @@ def test_cli_rejects_bad_files(tmp_path, capsys):
 
 
 def test_run_config_with_the_tsp_edges_variable(tmp_path):
-    from diffprior.config import load_config
-    from diffprior.runner import run
+    from diffprior import load_config
+    from diffprior import run
 
     coords = random_instances(3, 8, seed=17)
     write_instances(tmp_path / "cities.txt", coords)

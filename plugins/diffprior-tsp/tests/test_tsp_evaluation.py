@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_tsp.decode import greedy_edge_tours, two_opt
 from diffprior_tsp.evaluation import best_of, paired_bootstrap, perturbed_restarts
 from diffprior_tsp.instances import is_tour, random_instances, solve_reference, tour_lengths, write_instances

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior_tsp.decode import distance_matrices, edge_scores, greedy_edge_tours, two_opt
 from diffprior_tsp.instances import is_tour, random_instances, read_instances, solve_reference, write_instances
 from diffprior_tsp.solver import decode_heatmaps, uniform_heatmap_tours

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior.testing import torchrun
 from diffprior_tsp.instances import random_instances, read_instances, solve_reference, write_instances
 from diffprior_tsp.solver import mark_checkpoint

@@ -6,7 +6,7 @@ plugin hook module :mod:`diffprior_unet.plugin` does not).
 
 from __future__ import annotations
 
-from diffprior.lazy import lazy_exports
+from diffprior import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from diffprior.command import Command, UsageError
-from diffprior.bases import PriorConfig
-from diffprior.hookspecs import hookimpl
+from diffprior import Command, UsageError
+from diffprior import PriorConfig
+from diffprior import hookimpl
 
 
 class UNetPriorConfig(PriorConfig):

@@ -59,7 +59,7 @@ class DataConfig(BaseModel):
     def _exists(cls, value, info: ValidationInfo):
         if value is None:
             return None
-        from diffprior.bases import resolve_path
+        from diffprior import resolve_path
 
         return resolve_path(value, info)
 
@@ -133,8 +133,8 @@ class TrainConfig(BaseModel):
 
 def load_train_config(path: Path | str, overrides: list[str] | None = None) -> TrainConfig:
     """Read, override (``train.steps=100``) and validate a training recipe; ConfigError on problems."""
-    from diffprior.config_files import apply_overrides, read_config_file
-    from diffprior.errors import ConfigError
+    from diffprior import apply_overrides, read_config_file
+    from diffprior import ConfigError
     from pydantic import ValidationError
 
     path = Path(path)

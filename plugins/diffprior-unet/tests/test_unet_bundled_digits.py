@@ -27,7 +27,8 @@ def test_bundled_prior_predicts_noise_far_better_than_the_trivial_predictor(t):
 
 
 def test_bundled_prior_config_builds_from_a_run_config(tmp_path):
-    from diffprior.config import BuildContext, validate_config
+    from diffprior import BuildContext
+    from diffprior import validate_config
 
     config = validate_config({"prior": {"type": "unet", "checkpoint": "digits"}}, base_dir=tmp_path)
     prior = config.prior.build(BuildContext())

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 from diffprior import NoiseSchedule
-from diffprior.config import validate_config
+from diffprior import validate_config
 
 from diffprior_unet.checkpoints import CHECKPOINT_FOLDERS_GROUP, bundled_names, load_prior, resolve_checkpoint, save_checkpoint
 from diffprior_unet.model import UNet

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 from diffprior import ConfigError
-from diffprior.cli import main
-from diffprior.config import validate_config
+from diffprior.cli.main import main
+from diffprior import validate_config
 
 from diffprior_unet.data_sources import load_training_data
 from diffprior_unet.training import DataConfig

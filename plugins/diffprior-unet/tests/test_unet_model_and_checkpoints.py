@@ -125,7 +125,8 @@ def test_other_plugins_record_metadata_through_the_checkpoint_api(tmp_path):
 def test_cosine_checkpoint_with_its_own_data_range_round_trips_through_the_prior(tmp_path):
     """Not only the metadata: the loaded prior's ᾱ_t, noising, ε and denoising are those of a
     cosine schedule and a [0, 1] data range, by the run-config path and by load_prior."""
-    from diffprior.config import BuildContext, validate_config
+    from diffprior import BuildContext
+    from diffprior import validate_config
 
     from diffprior_unet.prior import UNetPrior
 

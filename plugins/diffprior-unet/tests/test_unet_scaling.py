@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from diffprior import NoiseSchedule
-from diffprior.cli import main
+from diffprior.cli.main import main
 from diffprior.testing import torchrun
 from diffprior_unet.checkpoints import save_checkpoint
 from diffprior_unet.config import UNetArchitecture
