@@ -14,7 +14,7 @@ _LAZY = {
     "DiffusersPrior": "diffprior_diffusers.prior",
     "eps_from_prediction": "diffprior_diffusers.prior",
     "betas_from_scheduler_config": "diffprior_diffusers.schedule",
-    "load_diffusers_prior": "diffprior_diffusers.loading",
+    "load_diffusers_prior": "diffprior_diffusers.load",
     "convert_adm_state_dict": "diffprior_diffusers.adm",
     "adm_unet_config": "diffprior_diffusers.adm",
     "load_guided_diffusion_prior": "diffprior_diffusers.adm",

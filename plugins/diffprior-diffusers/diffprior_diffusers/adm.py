@@ -252,7 +252,8 @@ def build_unet(flags: ADMFlags, state: Optional[dict], *, dtype: str = "fp32", d
 def load_guided_diffusion_prior(checkpoint, flags: ADMFlags, *, dtype: str = "fp32", device: str = "cpu",
                                 class_label: Optional[int] = None, gradient_checkpointing: bool = False,
                                 meta_only: bool = False, preset: Optional[str] = None):
-    from .loading import _make_prior, check_class_label, describe_config
+    from .prior import make_prior
+    from .loading import check_class_label, describe_config
     from .schedule import scheduler_config_for
 
     check_class_label(flags.num_classes, class_label, f"guided-diffusion checkpoint {Path(checkpoint).name}")
@@ -261,7 +262,7 @@ def load_guided_diffusion_prior(checkpoint, flags: ADMFlags, *, dtype: str = "fp
     unet_config = adm_unet_config(flags)
     scheduler_config = scheduler_config_for(flags.noise_schedule, flags.diffusion_steps)
     info = describe_config(unet_config, scheduler_config)
-    return _make_prior(unet, unet_config, scheduler_config, info, class_label,
+    return make_prior(unet, unet_config, scheduler_config, info, class_label,
                        {"attention_heads": fixed_heads(flags),
                         "source": {"type": "guided-diffusion", "checkpoint": str(checkpoint), "preset": preset,
                                    "flags": flags.model_dump()}})

@@ -42,7 +42,8 @@ def load_converted(model: str, *, dtype: str = "fp32", device: str = "cpu", clas
     import torch
     from diffusers import UNet2DModel
 
-    from .loading import _make_prior, check_class_label, check_unet_config, describe_config, finish_unet, set_attention_heads
+    from .prior import make_prior
+    from .loading import check_class_label, check_unet_config, describe_config, finish_unet, set_attention_heads
 
     path = Path(model).with_suffix(".safetensors")
     meta = json.loads(path.with_suffix(".json").read_text())
@@ -68,7 +69,7 @@ def load_converted(model: str, *, dtype: str = "fp32", device: str = "cpu", clas
             raise ConfigError(f"prior.model: {path} does not match the UNet config in its .json: {detail}") from None
         unet = finish_unet(unet, dtype=dtype, device=device, gradient_checkpointing=gradient_checkpointing)
     extra = {"attention_heads": meta.get("attention_heads"), "source": dict(meta.get("source") or {}, converted=str(path))}
-    return _make_prior(unet, meta["unet_config"], meta["scheduler_config"], info, class_label, extra)
+    return make_prior(unet, meta["unet_config"], meta["scheduler_config"], info, class_label, extra)
 
 
 def describe_prior(prior) -> dict:

@@ -198,19 +198,16 @@ def check_class_label(num_classes: Optional[int], class_label: Optional[int], wh
         raise ConfigError(f"prior.class_label: {class_label} is out of range 0..{num_classes - 1}")
 
 
-def load_diffusers_prior(model: str, *, subfolder=None, revision=None, variant=None, dtype: str = "fp32",
+def load_folder_prior(model: str, *, subfolder=None, revision=None, variant=None, dtype: str = "fp32",
                          device: str = "cpu", class_label: Optional[int] = None, gradient_checkpointing: bool = False,
                          meta_only: bool = False):
-    """A :class:`DiffusersPrior` from a folder, hub id or converted checkpoint.
+    """A :class:`DiffusersPrior` from a diffusers folder or hub id.
 
     With ``meta_only`` the network is built on the meta device (no weights read, nothing
     run): enough for shapes and parameter counts.
     """
     if is_converted_checkpoint(model):
-        from .converted import load_converted
-
-        return load_converted(model, dtype=dtype, device=device, class_label=class_label,
-                              gradient_checkpointing=gradient_checkpointing, meta_only=meta_only)
+        raise ConfigError(f"prior.model: {model} is a converted checkpoint; load it with diffprior_diffusers.converted.load_converted")
     layout = find_layout(model, subfolder, revision)
     where = layout.location + (f"/{layout.unet_subfolder}" if layout.unet_subfolder else "")
     check_unet_config(layout.unet_config, where)
@@ -239,16 +236,8 @@ def load_diffusers_prior(model: str, *, subfolder=None, revision=None, variant=N
             first = " ".join(str(exc).split())[:300]
             raise ConfigError(f"prior.model: could not load the UNet weights from {where}: {first}") from None
         unet = finish_unet(unet, dtype=dtype, device=device, gradient_checkpointing=gradient_checkpointing)
-    return _make_prior(unet, layout.unet_config, layout.scheduler_config, info, class_label,
+    from .prior import make_prior
+
+    return make_prior(unet, layout.unet_config, layout.scheduler_config, info, class_label,
                        {"source": {"type": "diffusers", "model": model, "subfolder": layout.unet_subfolder,
                                    "revision": revision, "variant": variant}})
-
-
-def _make_prior(unet, unet_config, scheduler_config, info, class_label, extra: dict):
-    from .prior import DiffusersPrior
-    from .schedule import noise_schedule_from_scheduler_config
-
-    noise = noise_schedule_from_scheduler_config(scheduler_config)
-    metadata = dict(info, unet_config=unet_config, scheduler_config=scheduler_config, **extra)
-    return DiffusersPrior(unet, noise, shape=info["shape"], data_range=info["data_range"],
-                          prediction_type=info["prediction_type"], class_label=class_label, metadata=metadata)

@@ -58,7 +58,7 @@ class DiffusersPriorConfig(_Common):
         return str(path) if path.exists() else value
 
     def build_prior(self, device: str = "cpu", *, meta_only: bool = False):
-        from .loading import load_diffusers_prior
+        from .load import load_diffusers_prior
 
         return load_diffusers_prior(self.model, subfolder=self.subfolder, revision=self.revision, variant=self.variant,
                                     dtype=self.dtype, device=device, class_label=self.class_label,

@@ -85,3 +85,13 @@ class DiffusersPrior(Prior):
             "parameters": self.parameter_count(),
             "dtype": str(self.model_dtype).replace("torch.", ""),
         }
+
+
+def make_prior(unet, unet_config, scheduler_config, info, class_label, extra: dict):
+    """A :class:`DiffusersPrior` around ``unet`` with the noise schedule of ``scheduler_config``."""
+    from .schedule import noise_schedule_from_scheduler_config
+
+    noise = noise_schedule_from_scheduler_config(scheduler_config)
+    metadata = dict(info, unet_config=unet_config, scheduler_config=scheduler_config, **extra)
+    return DiffusersPrior(unet, noise, shape=info["shape"], data_range=info["data_range"],
+                          prediction_type=info["prediction_type"], class_label=class_label, metadata=metadata)
