@@ -5,11 +5,28 @@ from __future__ import annotations
 
 import ast
 from importlib import util
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-PACKAGES = ["diffprior", "diffprior_images", "diffprior_unet", "diffprior_tsp", "diffprior_landcover", "diffprior_edges"]
+
+def _installed_packages() -> list[str]:
+    """The core plus the top-level package of every installed ``diffprior`` entry point."""
+    found = {"diffprior"}
+    for ep in entry_points(group="diffprior"):
+        found.add(ep.value.split(":", 1)[0].strip().split(".", 1)[0])
+    return sorted(found)
+
+
+PACKAGES = _installed_packages()
+
+# Known edges still to clean, owned elsewhere; strict, so each entry goes once it is fixed.
+KNOWN_CYCLES = {"diffprior_deepinv": [["diffprior_deepinv.commands", "diffprior_deepinv.plugin"]]}
+KNOWN_PRIVATE_IMPORTS = {
+    "diffprior.cli.main: from diffprior.plugins.registry import _normalise",
+    "diffprior.cli.main: from diffprior.plugins.registry import _split_env",
+}
 
 
 def _modules(package: str) -> dict[str, Path]:
@@ -92,7 +109,58 @@ def test_no_import_cycles(package):
     # the package's own __init__ is imported by everything below it; an edge back into it is not a cycle
     for name in graph:
         graph[name].discard(package)
-    assert _cycles(graph) == [], f"import cycles in {package} (function-level imports count too)"
+    assert _cycles(graph) == KNOWN_CYCLES.get(package, []), f"import cycles in {package} (function-level imports count too)"
+
+
+def test_every_installed_plugin_is_checked():
+    names = {ep.value.split(":", 1)[0].split(".", 1)[0] for ep in entry_points(group="diffprior")}
+    assert "diffprior" in PACKAGES and names <= set(PACKAGES)
+    assert "diffprior_diffusers" in names, "the first-party plugins are installed in this environment"
+
+
+def _private_imports(name: str, path: Path, project: dict[str, Path]) -> list[str]:
+    """``from x import _y`` in module ``name`` where x is another module of a project package."""
+    is_package = path.name == "__init__.py"
+    here = name if is_package else name.rsplit(".", 1)[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = here.split(".")
+            anchor = anchor[: len(anchor) - (node.level - 1)]
+            base = ".".join(anchor + ([base] if base else []))
+        if base not in project or base == name:
+            continue
+        for alias in node.names:
+            private = alias.name.startswith("_") and not alias.name.startswith("__")
+            if private and f"{base}.{alias.name}" not in project:
+                found.append(f"{name}:{node.lineno}: from {base} import {alias.name}")
+    return found
+
+
+def _project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        spec = util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            modules.update(_modules(package))
+    return modules
+
+
+def test_no_underscore_name_crosses_modules():
+    project = _project_modules()
+    found = [hit for name, path in sorted(project.items()) for hit in _private_imports(name, path, project)]
+    unlisted = {hit.split(":")[0] + ":" + hit.split(":", 2)[2] for hit in found}
+    assert unlisted == KNOWN_PRIVATE_IMPORTS, "private names imported from another module:\n" + "\n".join(found)
+
+
+def test_the_private_import_finder_finds_one(tmp_path):
+    source = tmp_path / "b.py"
+    source.write_text("from .a import _hidden, shown\nfrom pkg.a import __version__\nfrom .b import _mine\n")
+    project = {"pkg.a": tmp_path / "a.py", "pkg.b": source}
+    assert _private_imports("pkg.b", source, project) == ["pkg.b:1: from pkg.a import _hidden"]
 
 
 def test_the_cycle_finder_finds_a_cycle():
