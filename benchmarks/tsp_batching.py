@@ -8,14 +8,15 @@ Uses generated instances (never the test set) and the bundled tsp50 prior unless
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import time
 
 import numpy as np
 import torch
 
 from diffprior_tsp.decode import greedy_edge_tours, edge_scores, reference_two_opt, two_opt
-from diffprior_tsp.instances import random_instances, tour_lengths
-from diffprior_tsp.solver import PriorSettings, load_tsp_prior, optimise_heatmaps
+from diffprior_tsp.instances import random_instances, tour_lengths, write_instances
+from diffprior_tsp.solver import load_tsp_prior, optimise_heatmaps
 
 
 def timed(fn):
@@ -37,13 +38,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     coords = random_instances(args.instances, args.cities, seed=12345)
     rows = []
+    import tempfile
+
+    instances = Path(tempfile.mkdtemp()) / "instances.txt"
+    write_instances(instances, coords)
 
     prior = load_tsp_prior(args.checkpoint, cities=args.cities)
     # warm-up: the first optimiser construction pays torch's one-time lazy imports
-    optimise_heatmaps(prior, coords[:1], PriorSettings(steps=1, batch_size=1), progress=False)
+    optimise_heatmaps(prior, instances, ["optimizer.steps=1", "batch_size=1"], count=1, progress=False)
     for batch in (1, args.instances):
-        settings = PriorSettings(steps=args.steps, gradient=args.gradient, batch_size=batch)
-        _, seconds = timed(lambda: optimise_heatmaps(prior, coords, settings, progress=False))
+        sets = [f"optimizer.steps={args.steps}", f"gradient={args.gradient}", f"batch_size={batch}"]
+        _, seconds = timed(lambda: optimise_heatmaps(prior, instances, sets, progress=False))
         label = "one at a time" if batch == 1 else f"batch of {batch}"
         rows.append((f"optimise ({args.steps} {args.gradient} steps), {label}", args.instances, seconds))
 

@@ -59,7 +59,7 @@ def main() -> None:
     from diffprior_tsp.commands import SAMPLE_SEED_STRIDE
     from diffprior_tsp.evaluation import paired_bootstrap, perturbed_restarts
     from diffprior_tsp.instances import read_instances, tour_lengths
-    from diffprior_tsp.solver import (PriorSettings, decode_heatmaps, load_tsp_prior, mix_uniform,
+    from diffprior_tsp.solver import (decode_heatmaps, load_tsp_prior, mix_uniform,
                                       optimise_heatmaps, with_two_opt)
 
     instances = read_instances(args.instances, limit=args.limit)
@@ -81,7 +81,8 @@ def main() -> None:
             adjacency, spent = cached["adjacency"], float(cached["seconds"])
         else:
             prior = prior or load_tsp_prior(args.checkpoint, cities=instances.size)
-            solution = optimise_heatmaps(prior, coords, PriorSettings(steps=args.steps, seed=k * SAMPLE_SEED_STRIDE))
+            solution = optimise_heatmaps(prior, args.instances, [f"optimizer.steps={args.steps}"], count=len(coords),
+                                         seed=k * SAMPLE_SEED_STRIDE)
             adjacency, spent = solution.adjacency, solution.seconds
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(cache, coords=coords, adjacency=adjacency, seconds=spent, recipe=recipe)

@@ -56,7 +56,7 @@ def main() -> None:
     from diffprior_tsp.decode import two_opt
     from diffprior_tsp.evaluation import is_single_cycle, paired_bootstrap
     from diffprior_tsp.instances import read_instances, tour_lengths
-    from diffprior_tsp.solver import (PriorSettings, decode_heatmaps, load_tsp_prior, mark_checkpoint,
+    from diffprior_tsp.solver import (decode_heatmaps, load_tsp_prior, mark_checkpoint,
                                       optimise_heatmaps, uniform_heatmap_tours)
 
     def step_of(path: Path) -> int:
@@ -90,7 +90,8 @@ def main() -> None:
             seen = training.get("budget", {}).get("images_seen", training.get("steps", 0) * training.get("batch_size", 0))
             prior = load_tsp_prior(copy, cities=args.cities, precision=args.precision)
             start = time.perf_counter()
-            solution = optimise_heatmaps(prior, coords, PriorSettings(steps=args.steps, gradient=args.gradient),
+            solution = optimise_heatmaps(prior, args.instances, [f"optimizer.steps={args.steps}",
+                                                                 f"gradient={args.gradient}"], count=len(coords),
                                          progress=False)
             seconds = time.perf_counter() - start
             greedy = decode_heatmaps(solution.adjacency, coords)

@@ -39,6 +39,7 @@ _LAZY = {
     "VariableConfig": "diffprior.config.bases",
     "TermConfig": "diffprior.config.bases",
     "BuildContext": "diffprior.config.bases",
+    "OutputContext": "diffprior.config.bases",
     "resolve_path": "diffprior.config.bases",
     "ExistingPath": "diffprior.config.bases",
     "ClipPolicy": "diffprior.method.clipping",
@@ -63,6 +64,7 @@ _LAZY = {
     "load_torch_weights": "diffprior.tensorfiles",
     "save_weights": "diffprior.tensorfiles",
     "run": "diffprior.runs.runner",
+    "solve": "diffprior.runs.runner",
     # sharding and several processes
     "Shard": "diffprior.runs.sharding",
     "shard_range": "diffprior.runs.sharding",

@@ -65,6 +65,9 @@ def _run(args) -> int:
     print(f"{state}: {len(result.seeds)} sample(s){where}, {result.steps_done} steps → {result.out_dir}/{part}")
     if summary:
         print(f"mean metrics: {summary}")
+    for name, figures in result.outputs.items():  # what the components wrote after the optimisation
+        numbers = ", ".join(f"{k} {v:.4g}" for k, v in figures.items() if isinstance(v, (int, float)))
+        print(f"{name}: {numbers or ', '.join(map(str, figures))}")
     return 130 if result.interrupted else 0
 
 

@@ -17,7 +17,8 @@ from diffprior.config.registrable import PluginConfig
 from diffprior.method.schedules import ScheduleValue, parse_schedule
 
 __all__ = [
-    "BuildContext", "ExistingPath", "PluginConfig", "PriorConfig", "TermConfig", "VariableConfig", "resolve_path",
+    "BuildContext", "ExistingPath", "OutputContext", "PluginConfig", "PriorConfig", "TermConfig", "VariableConfig",
+    "resolve_path",
 ]
 
 
@@ -75,7 +76,49 @@ class BuildContext:
         return path if path.is_absolute() or self.base_dir is None else Path(self.base_dir) / path
 
 
-class PriorConfig(PluginConfig):
+@dataclass
+class OutputContext:
+    """What a config's ``write_outputs`` gets, after the optimisation of a run with an output
+    folder: the run's ``result`` (all its samples, in order), ``rows`` (sample k of the result
+    is sample ``rows[k]`` of the whole run: the ``indices`` its ``build`` saw), the built
+    ``prior``, the config file's folder ``base_dir``, and ``write``/``write_text`` that put a
+    file into the run folder atomically (``write(name, writer)`` calls ``writer(tmp_path)``;
+    a writer that picks a format from the suffix must be told it, e.g. ``format="png"``).
+    """
+
+    result: Any
+    rows: list[int]
+    prior: Any = None
+    base_dir: Optional[Path] = None
+    run_dir: Any = None
+
+    def write(self, name: str, writer) -> Path:
+        return self.run_dir.write(name, writer)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.run_dir.write_text(name, text)
+
+    def path(self, value: str | Path) -> Path:
+        """A path relative to the config file's folder (as given when there is none)."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or self.base_dir is None else Path(self.base_dir) / path
+
+
+class RunComponent(PluginConfig):
+    """A prior, variable or term config: what the run builds, and what it writes afterwards."""
+
+    def build(self, ctx: BuildContext):
+        raise NotImplementedError
+
+    def write_outputs(self, ctx: OutputContext) -> dict | None:
+        """The run's last phase, after the optimisation: decode, evaluate and write this
+        component's own files (tours, label maps, restorations) through ``ctx.write``. Return
+        figures (a JSON-able dict) for the run's ``metrics.json`` under ``outputs.<name>``, or
+        None. Called only for runs with an output folder; nothing by default."""
+        return None
+
+
+class PriorConfig(RunComponent):
     kind: ClassVar[str] = "prior"
 
     def declared_shape(self) -> tuple[int, ...] | None:
@@ -87,18 +130,12 @@ class PriorConfig(PluginConfig):
         """The number of diffusion timesteps T, when known without loading weights."""
         return None
 
-    def build(self, ctx: BuildContext):
-        raise NotImplementedError
 
-
-class VariableConfig(PluginConfig):
+class VariableConfig(RunComponent):
     kind: ClassVar[str] = "variable"
 
-    def build(self, ctx: BuildContext):
-        raise NotImplementedError
 
-
-class TermConfig(PluginConfig):
+class TermConfig(RunComponent):
     """A constraint. Subclasses set ``default_weight`` and ``default_clip``; configs may override."""
 
     kind: ClassVar[str] = "term"
@@ -121,6 +158,3 @@ class TermConfig(PluginConfig):
 
     def resolved_clip(self) -> ClipPolicy:
         return self.clip if self.clip is not None else ClipPolicy.of(self.default_clip)
-
-    def build(self, ctx: BuildContext):
-        raise NotImplementedError

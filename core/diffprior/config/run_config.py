@@ -29,6 +29,22 @@ class RunConfigBase(Options):
         """The folder of the config file this was read from (None if made in Python)."""
         return self._base_dir
 
+    def term_names(self) -> list[str]:
+        """Each term's name in losses, metrics and outputs: its ``name``, else its type, with
+        ``#2``, ``#3`` ... on repeats."""
+        names, seen = [], {}
+        for cfg in self.terms:
+            base = cfg.name or cfg.type
+            seen[base] = seen.get(base, 0) + 1
+            names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+        if len(set(names)) != len(names) or "prior" in names:
+            raise ConfigError("terms: term names must be unique and not 'prior'; set name = '...' on each")
+        return names
+
+    def components(self) -> list[tuple[str, Any]]:
+        """(name, config) of the prior, the variable and each term, in that order."""
+        return [("prior", self.prior), ("variable", self.variable), *zip(self.term_names(), self.terms)]
+
 
 def _default_registry(registry):
     if registry is not None:

@@ -70,6 +70,7 @@ class Result:
     steps_done: int
     interrupted: bool = False
     out_dir: Any = None  # the run directory its files went to (set by diffprior.run)
+    outputs: dict = field(default_factory=dict)  # figures the run's components wrote with their files
 
 
 def _make_optimizer(params: list[torch.Tensor], o: OptimizerConfig) -> torch.optim.Optimizer:

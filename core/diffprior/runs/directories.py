@@ -52,6 +52,7 @@ class RunDir:
         self.previous = previous  # True when overwriting an earlier run's files
         self._lock_fd: int | None = None
         self.written: list[str] = []
+        self._previous_files: list[str] = []  # what an overwritten run's manifest listed
 
     # -- claiming --------------------------------------------------------------------
     @classmethod
@@ -142,8 +143,14 @@ class RunDir:
     def start_overwrite(self) -> None:
         """Overwriting: the old manifest goes first, so the directory is incomplete until the new one is written."""
         if self.previous:
+            manifest = self.path / MANIFEST
             try:
-                (self.path / MANIFEST).unlink()
+                files = json.loads(manifest.read_text()).get("files", {})
+                self._previous_files += [name for name in files if isinstance(name, str) and "/" not in name]
+            except (OSError, ValueError, AttributeError):
+                pass
+            try:
+                manifest.unlink()
             except FileNotFoundError:
                 pass
 
@@ -164,9 +171,10 @@ class RunDir:
         return self.write(name, lambda p: p.write_text(text))
 
     def finish(self, status: dict, *, outputs: tuple[str, ...] = ()) -> Path:
-        """Remove files an overwritten run left that this one did not write; write the manifest last."""
-        for name in outputs:
-            if name not in self.written:
+        """Remove files an overwritten run left that this one did not write (``outputs``, and
+        whatever its manifest listed: a plugin's own files); write the manifest last."""
+        for name in (*outputs, *self._previous_files):
+            if name not in self.written and name != MANIFEST:
                 _remove_quietly(self.path / name)
         from importlib.metadata import PackageNotFoundError, version
 

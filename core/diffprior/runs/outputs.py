@@ -82,16 +82,21 @@ RUN_FILES = ("samples.safetensors", "samples.png", "metrics.json", "config.resol
              "shard.json", "shard.safetensors")  # the last two: partial outputs of --shard I/N
 
 
-def write_run(out, config, result, prior, *, elapsed: float | None = None, status: str | None = None) -> dict[str, Path]:
+def write_run(out, config, result, prior, *, elapsed: float | None = None, status: str | None = None,
+              rows=None) -> dict[str, Path]:
     """Write a run's files into ``out`` (a claimed :class:`~diffprior.runs.directories.RunDir`, or a
-    path, which is then claimed as a fresh directory), each atomically, the manifest last."""
+    path, which is then claimed as a fresh directory), each atomically, the manifest last.
+
+    Then the prior, variable and terms write their own outputs (``write_outputs``; not after a
+    failure): ``rows`` are the samples of the whole run that ``result`` holds (default
+    0..len-1); their figures go into ``metrics.json`` under ``outputs`` and ``result.outputs``."""
     from safetensors.torch import save_file
 
     from .directories import RunDir
 
     if not isinstance(out, RunDir):
         with RunDir.claim(out) as run_dir:
-            return write_run(run_dir, config, result, prior, elapsed=elapsed, status=status)
+            return write_run(run_dir, config, result, prior, elapsed=elapsed, status=status, rows=rows)
     run_dir = out
     run_dir.start_overwrite()
     files = {}
@@ -111,6 +116,9 @@ def write_run(out, config, result, prior, *, elapsed: float | None = None, statu
     scale = max(1, 128 // result.x.shape[-1])
     if to_images(result.x[:1], prior.data_range) is not None:
         files["grid"] = run_dir.write("samples.png", lambda p: save_grid(result.x, p, prior.data_range, scale=scale))
+    if status != "failed":
+        rows = list(range(len(result.seeds))) if rows is None else list(rows)
+        result.outputs = component_outputs(run_dir, config, result, prior, rows)
     metrics = {
         "seeds": result.seeds,
         "steps_done": result.steps_done,
@@ -120,6 +128,8 @@ def write_run(out, config, result, prior, *, elapsed: float | None = None, statu
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
         "metrics_mean": {k: float(v.float().mean()) for k, v in result.metrics.items()},
     }
+    if result.outputs:
+        metrics["outputs"] = result.outputs
     files["metrics"] = run_dir.write_text("metrics.json", json.dumps(metrics, indent=2))
     files["config"] = run_dir.write_text("config.resolved.toml",
                                          dump_toml(config.model_dump(mode="json", exclude_none=True)))
@@ -128,6 +138,22 @@ def write_run(out, config, result, prior, *, elapsed: float | None = None, statu
     state = status or ("interrupted" if result.interrupted else "done")
     files["manifest"] = run_dir.finish({"status": state, "steps_done": result.steps_done}, outputs=RUN_FILES)
     return files
+
+
+def component_outputs(run_dir, config, result, prior, rows: list[int]) -> dict:
+    """The run lifecycle's last phase: each prior, variable and term config writes its own
+    files and returns its figures ({component name: figures}, only those that gave some)."""
+    from ..config.bases import OutputContext
+
+    components = config.components() if hasattr(config, "components") else []
+    ctx = OutputContext(result=result, rows=rows, prior=prior, base_dir=getattr(config, "base_dir", None),
+                        run_dir=run_dir)
+    figures = {}
+    for name, component in components:
+        found = component.write_outputs(ctx)
+        if found:
+            figures[name] = found
+    return figures
 
 
 def dump_toml(data: dict) -> str:

@@ -17,17 +17,6 @@ from .directories import RunDir
 BATCH_SIZE = "batch_size (--batch-size)"  # the setting, as errors name it
 
 
-def _term_names(configs) -> list[str]:
-    names, seen = [], {}
-    for cfg in configs:
-        base = cfg.name or cfg.type
-        seen[base] = seen.get(base, 0) + 1
-        names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-    if len(set(names)) != len(names) or "prior" in names:
-        raise ConfigError("terms: term names must be unique and not 'prior'; set name = '...' on each")
-    return names
-
-
 def build(config, *, seeds=None, base_dir: Path | None = None, indices=None, prior=None):
     """Build (prior, variable, weighted terms, options) from a run config.
 
@@ -63,7 +52,7 @@ def build(config, *, seeds=None, base_dir: Path | None = None, indices=None, pri
                           f"define params_from_x")
     terms = [
         WeightedTerm(name, cfg.build(ctx), cfg.resolved_weight(), cfg.resolved_clip())
-        for name, cfg in zip(_term_names(config.terms), config.terms)
+        for name, cfg in zip(config.term_names(), config.terms)
     ]
     return ctx.prior, variable, terms, config
 
@@ -124,13 +113,28 @@ def run(config, out_dir: Path | None = None, *, seeds=None, progress: bool = Tru
             if not world.is_main:
                 return None
         if run_dir is not None:
-            partial = None
+            partial, rows = None, range(total)
             if not shard.whole:
-                shard_rows = process_rows(total, config.batch_size, shard, what="sample(s)", setting=BATCH_SIZE)  # of all its ranks
-                partial = (shard, total, shard_rows)
-            _write(run_dir, config, result, prior, time.perf_counter() - start, None, partial=partial)
+                rows = process_rows(total, config.batch_size, shard, what="sample(s)", setting=BATCH_SIZE)  # of all its ranks
+                partial = (shard, total, rows)
+            _write(run_dir, config, result, prior, time.perf_counter() - start, None, partial=partial,
+                   rows=list(rows)[:len(result.seeds)])  # an interrupted run holds its first samples
             result.out_dir = run_dir.path
     return result
+
+
+def solve(config, *, seeds=None, prior=None, progress: bool = True):
+    """Optimise a run config's samples in this process, ``batch_size`` at a time, and return
+    the Result: no output folder and no torchrun split (a caller that splits the work itself,
+    like ``tsp eval``, uses this). ``seeds`` replaces the config's seeds; ``prior``: one
+    already built for this config (a loaded checkpoint reused across calls)."""
+    from .sharding import batches_of
+
+    all_seeds = [int(s) for s in (seeds if seeds is not None else config.seeds())]
+    batches = batches_of(range(len(all_seeds)), config.batch_size)
+    first = list(batches[0]) if batches else [0]
+    built = build(config, seeds=[all_seeds[i] for i in first], indices=first, prior=prior)
+    return _optimize_batches(config, all_seeds, batches, built, progress=progress)
 
 
 def _optimize_batches(config, all_seeds: list[int], batches: list[range], built, *, progress: bool):
@@ -164,7 +168,7 @@ def _optimize_batches(config, all_seeds: list[int], batches: list[range], built,
     return concat_results(parts) if parts else None
 
 
-def _write(run_dir, config, result, prior, elapsed, status, partial=None) -> None:
+def _write(run_dir, config, result, prior, elapsed, status, partial=None, rows=None) -> None:
     """Write the run's files; Ctrl-C meanwhile is held until they are complete, then said.
     ``partial`` = (shard, total samples, the shard's rows) adds what ``diffprior merge`` needs."""
     import sys
@@ -182,7 +186,7 @@ def _write(run_dir, config, result, prior, elapsed, status, partial=None) -> Non
             run_dir.start_overwrite()  # the manifest goes first, and comes back last in write_run
             shard, total, rows = partial
             write_partial(run_dir, shard, total=total, rows=rows, result=result, prior=prior)
-        write_run(run_dir, config, result, prior, elapsed=elapsed, status=status)
+        write_run(run_dir, config, result, prior, elapsed=elapsed, status=status, rows=rows)
     if presses:
         kept = ", ".join(run_dir.written)
         print(f"kept {run_dir.path}/ complete ({result.steps_done} steps): {kept}", file=sys.stderr)

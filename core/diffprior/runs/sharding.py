@@ -205,15 +205,29 @@ def write_partial(run_dir, shard: Shard, *, total: int, rows: range, result, pri
 
 
 class _ResolvedConfig:
-    """A run's config.resolved.toml, dumped again unchanged by ``write_run``."""
+    """A run's config.resolved.toml, dumped again unchanged by ``write_run``; its components
+    (validated against the installed plugins) write their outputs for the merged run."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, source):
         import tomllib
 
         self._data = tomllib.loads(text)
+        self._source = source
 
     def model_dump(self, **_):
         return self._data
+
+    def components(self) -> list:
+        import sys
+
+        from ..config.run_config import validate_config
+        from ..errors import ConfigError
+
+        try:
+            return validate_config(dict(self._data), source=str(self._source)).components()
+        except ConfigError as exc:
+            print(f"warning: the merged run's components write no outputs of their own: {exc}", file=sys.stderr)
+            return []
 
 
 class _Range:
@@ -268,7 +282,8 @@ def merge_runs(infos: list[tuple], out) -> tuple:
         seconds += json.loads((Path(directory) / "metrics.json").read_text()).get("seconds") or 0.0
     result = concat_results(parts)
     first = by_index[0][1]
-    files = write_run(Path(out), _ResolvedConfig(config_text), result, _Range(first["data_range"]), elapsed=seconds)
+    config = _ResolvedConfig(config_text, Path(by_index[0][0]) / "config.resolved.toml")
+    files = write_run(Path(out), config, result, _Range(first["data_range"]), elapsed=seconds)
     return result, files["manifest"].parent
 
 

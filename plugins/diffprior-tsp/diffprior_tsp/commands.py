@@ -28,6 +28,9 @@ def _add_prior_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--uniform-weight", type=_unit_interval, default=0.0, metavar="W",
                    help="decode (1 − W)·heat-map + W·uniform: 0 is the paper's decoding; on validation instances 0.1 "
                         "improved greedy tours, not 2-opt (docs/tutorials/tsp.md, 'Decoding the heat-map')")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any key of the recipe's run config (diffprior_tsp/recipe.toml), e.g. optimizer.lr=0.5; "
+                        "applied after the flags above")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -41,10 +44,20 @@ def _unit_interval(text: str) -> float:
     return value
 
 
-def _settings(args):
-    from .solver import PriorSettings
+def _overrides(args) -> list[str]:
+    """The flags as recipe overrides, then --set (which wins)."""
+    sets = [f"optimizer.steps={args.steps}", f"gradient={args.gradient}", f"batch_size={args.batch_size}",
+            f"device={args.device}", f"prior.precision={args.precision}"]
+    if args.checkpoint is not None:
+        sets.append(f"prior.checkpoint={Path(args.checkpoint).resolve() if Path(args.checkpoint).exists() else args.checkpoint}")
+    return sets + list(args.overrides)
 
-    return PriorSettings(steps=args.steps, gradient=args.gradient, batch_size=args.batch_size, seed=args.seed)
+
+def _heatmaps(prior, args, *, start: int, count: int, seed: int, progress: bool):
+    from .solver import optimise_heatmaps
+
+    return optimise_heatmaps(prior, args.instances, _overrides(args), start=start, count=count, seed=seed,
+                             progress=progress)
 
 
 def _load(args):
@@ -66,19 +79,16 @@ def _configure_solve(p):
 def _solve(args) -> int:
     from . import scaling
     from .instances import format_instance, tour_lengths
-    from .solver import decode_heatmaps, mix_uniform, optimise_heatmaps, with_two_opt
+    from .solver import decode_tours
 
     world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
     instances, prior = _load(args)
     # under torchrun: this rank's whole batches (instance i keeps seed + i); rank 0 writes every tour
     part = _instance_part(len(instances), args, world)
     coords = instances.coords[part.start:part.stop]
-    settings = _settings(args)
-    settings.seed += part.start
-    solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet and world.is_main)
-    tours = decode_heatmaps(mix_uniform(solution.adjacency, args.uniform_weight), coords)
-    if not args.no_two_opt:
-        tours = with_two_opt(coords, tours)
+    solution = _heatmaps(prior, args, start=part.start, count=len(part), seed=args.seed + part.start,
+                         progress=not args.quiet and world.is_main)
+    tours = decode_tours(solution.adjacency, coords, args.uniform_weight, improve=not args.no_two_opt)
     tours = scaling.gather_arrays({"tours": tours})["tours"]
     if not world.is_main:
         return 0
@@ -133,7 +143,7 @@ def _eval(args) -> int:
     from . import scaling
     from .evaluation import best_of, is_single_cycle, perturbed_restarts, shared_edges
     from .instances import Instances, read_instances, tour_lengths
-    from .solver import (decode_heatmaps, lkh_tours, mix_uniform, nearest_neighbour, optimise_heatmaps,
+    from .solver import (decode_heatmaps, lkh_tours, mix_uniform, nearest_neighbour, recipe, recipe_settings,
                          uniform_heatmap_tours, with_two_opt)
 
     if args.sigma < 0 or not np.isfinite(args.sigma):
@@ -163,15 +173,14 @@ def _eval(args) -> int:
     if not args.baselines_only:
         greedy_runs, improved_runs, restart_runs, heatmaps, seconds = [], [], [], [], 0.0
         for k in range(args.samples):
-            settings = _settings(args)
-            settings.seed = seed0 + k * SAMPLE_SEED_STRIDE
-            solution = optimise_heatmaps(prior, coords, settings, progress=progress)
+            sample_seed = seed0 + k * SAMPLE_SEED_STRIDE
+            solution = _heatmaps(prior, args, start=part.start, count=M, seed=sample_seed, progress=progress)
             if k == 0:
                 first_solution = solution
             heat_map = mix_uniform(solution.adjacency, args.uniform_weight)
             greedy, t_greedy = _timed(decode_heatmaps, heat_map, coords)
             improved, t_opt = _timed(with_two_opt, coords, greedy)
-            restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=settings.seed)
+            restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=sample_seed)
             heatmaps.append(solution.adjacency)
             greedy_runs.append(greedy)
             improved_runs.append(improved)
@@ -240,7 +249,7 @@ def _eval(args) -> int:
     methods = [(name, role, joined[f"method.{k}"], seconds_all[k]) for k, (name, role, _, _) in enumerate(rows)]
     heat = {k: joined[f"heat.{k}"] for k in heat}
     header = {"instances_file": str(args.instances), "instances_sha256": scaling.file_digest(args.instances),
-              "cities": instances.size, "settings": vars(_settings(args)),
+              "cities": instances.size, "settings": recipe_settings(recipe(args.instances, _overrides(args), seed=args.seed)),
               "samples": args.samples, "restarts": R, "sigma": sigma, "uniform_weight": args.uniform_weight,
               "first_seed": args.seed,
               "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
@@ -397,17 +406,16 @@ def _configure_show(p):
 def _show(args) -> int:
     from .instances import read_instances
     from .pictures import draw_solution
-    from .solver import decode_heatmaps, load_tsp_prior, mix_uniform, optimise_heatmaps, with_two_opt
+    from .solver import decode_tours, load_tsp_prior
 
     instances = read_instances(args.instances)
     if not 0 <= args.index < len(instances):
         raise UsageError(f"--index {args.index} is outside the file's {len(instances)} instances (0..{len(instances) - 1})")
     coords = instances.coords[args.index:args.index + 1]
     prior = load_tsp_prior(args.checkpoint, cities=instances.size, device=args.device, precision=args.precision)
-    settings = _settings(args)
-    settings.seed += args.index  # the same result as instance `index` of a whole-file run
-    solution = optimise_heatmaps(prior, coords, settings, progress=not args.quiet)
-    tour = with_two_opt(coords, decode_heatmaps(mix_uniform(solution.adjacency, args.uniform_weight), coords))[0]
+    # the same result as instance `index` of a whole-file run
+    solution = _heatmaps(prior, args, start=args.index, count=1, seed=args.seed + args.index, progress=not args.quiet)
+    tour = decode_tours(solution.adjacency, coords, args.uniform_weight)[0]
     reference = None if instances.tours is None else instances.tours[args.index]
     draw_solution(args.out, coords[0], solution.adjacency[0], solution.images[0, 0], tour, reference,
                   title=f"{args.instances.name}, instance {args.index}")

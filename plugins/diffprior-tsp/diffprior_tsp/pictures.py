@@ -63,5 +63,5 @@ def draw_solution(path: Path, coords: np.ndarray, adjacency: np.ndarray, image: 
         fig.suptitle(title)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, format="png")  # the run folder writes to a temporary name
     plt.close(fig)

@@ -1,10 +1,10 @@
 """Solving batches of instances with a tour-image prior, and the baselines it is compared with.
 
-Every method maps coords [M, N, 2] to tours [M, N]. The prior-based solver optimises the
-``tsp-edges`` variable of a batch of instances under the prior's free energy (the core's
-``optimize``), then decodes A + Aᵀ greedily and (optionally) improves the tours with 2-opt.
-Sample i of a batch uses seed ``seed + i`` (its global index), so the result of an instance
-does not depend on the batch size.
+Every method maps coords [M, N, 2] to tours [M, N]. The prior-based solver runs the paper's
+recipe (``recipe.toml``, the same run config as ``examples/tsp.toml``) through the core's
+``solve``, which batches it exactly as ``diffprior run`` does, then decodes A + Aᵀ greedily
+and (optionally) improves the tours with 2-opt. Sample k uses seed ``seed + k`` (its global
+index), so the result of an instance does not depend on the batch size.
 """
 
 from __future__ import annotations
@@ -24,35 +24,30 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUNDLED_PRIOR = WEIGHTS_DIR / "tsp50.safetensors"
 
 
-@dataclass
-class PriorSettings:
-    """The paper's recipe by default: Adam lr 1, betas (0, 0.9), 256 steps, t_i from T down
-    to 0 with cosine modulation (amplitude 1/3, period 50), back-propagation through ε_θ."""
+RECIPE = Path(__file__).parent / "recipe.toml"  # the paper's recipe: the one place it is written
 
-    steps: int = 256
-    lr: float = 1.0
-    betas: tuple[float, float] = (0.0, 0.9)
-    gradient: str = "full"
-    temperature: float = 0.1
-    batch_size: int = 64
-    seed: int = 0
 
-    def __post_init__(self):
-        for name in ("steps", "batch_size"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if self.gradient not in ("full", "sds"):
-            raise ConfigError(f"gradient must be 'full' or 'sds', got {self.gradient!r}")
+def recipe(instances, overrides=(), *, start: int = 0, count: int | None = None, seed: int = 0):
+    """The paper's recipe (``recipe.toml``) as a validated run config for instances
+    ``start .. start + count - 1`` of ``instances`` (default: to the end of the file): sample k
+    solves instance ``start + k`` with seed ``seed + k``. ``overrides`` are ``--set KEY=VALUE``
+    items, applied last, so every key of the run config reaches the TSP commands."""
+    from diffprior import load_config
 
-    def options(self, T: int):
-        """The run options of this recipe for a prior with T diffusion steps."""
-        from diffprior import Options
+    from .instances import read_instances
 
-        return Options(
-            optimizer={"type": "adam", "lr": self.lr, "betas": self.betas, "steps": self.steps},
-            timesteps={"type": "cosine-linear", "high": T, "low": 0, "amplitude": 1 / 3, "period": 50},
-            gradient=self.gradient,
-        )
+    instances = Path(instances).resolve()
+    if count is None:
+        count = max(1, len(read_instances(instances)) - start)
+    sets = [f"variable.instances={instances}", f"variable.start={start}", f"batch={count}", f"seed={seed}"]
+    return load_config(RECIPE, sets + list(overrides))
+
+
+def recipe_settings(config) -> dict:
+    """The recipe's figures a report quotes (steps, lr, betas, gradient, temperature, batch size, seed)."""
+    o = config.optimizer
+    return {"steps": o.steps, "lr": o.lr(0.0, 0, o.steps), "betas": list(o.betas), "gradient": config.gradient,
+            "temperature": config.variable.temperature, "batch_size": config.batch_size, "seed": config.seed}
 
 
 @dataclass
@@ -114,27 +109,24 @@ def install_prior(checkpoint: Path, cities: int, name: str = "tsp50") -> Path:
     return mark_checkpoint(target, cities)
 
 
-def optimise_heatmaps(prior, coords: np.ndarray, settings: PriorSettings, progress: bool = True) -> PriorSolution:
-    """Optimise the tsp-edges variable of every instance, ``settings.batch_size`` at a time."""
+def optimise_heatmaps(prior, instances, overrides=(), *, start: int = 0, count: int | None = None, seed: int = 0,
+                      progress: bool = True) -> PriorSolution:
+    """Optimise the tsp-edges variable of instances ``start .. start + count - 1`` of the file
+    ``instances`` under ``prior``: the recipe's run (:func:`recipe`, with ``overrides``),
+    ``batch_size`` instances at a time, by the core's ``solve``. Instance i uses seed
+    ``seed + i - start``, so its result does not depend on the batch size."""
     import torch
-    from diffprior import optimize
-    from tqdm.auto import tqdm
+    from diffprior import solve
 
-    from .variable import TspEdges
+    from .variable import successor_matrix
 
-    options = settings.options(prior.T)
-    adjacency, images = [], []
-    start = time.perf_counter()
-    starts = range(0, len(coords), settings.batch_size)
-    for first in tqdm(starts, desc="instances (batches)", disable=not progress or len(starts) == 1, leave=False):
-        chunk = torch.as_tensor(coords[first:first + settings.batch_size])
-        variable = TspEdges(prior, chunk, temperature=settings.temperature)
-        seeds = [settings.seed + first + k for k in range(chunk.shape[0])]
-        result = optimize(prior, variable, [], seeds, options, progress=progress)
-        with torch.no_grad():
-            adjacency.append(variable.adjacency(result.params).cpu().numpy())
-        images.append(result.x.cpu().numpy())
-    return PriorSolution(np.concatenate(adjacency), np.concatenate(images), time.perf_counter() - start)
+    config = recipe(instances, [f"timesteps.high={prior.T}", *overrides], start=start, count=count, seed=seed)
+    begin = time.perf_counter()
+    result = solve(config, prior=prior, progress=progress)
+    with torch.no_grad():
+        adjacency = successor_matrix(result.params, config.variable.temperature).cpu().numpy()
+    return PriorSolution(adjacency, result.x.cpu().numpy(), time.perf_counter() - begin,
+                         extra={"settings": recipe_settings(config)})
 
 
 def mix_uniform(adjacency: np.ndarray, weight: float) -> np.ndarray:
@@ -173,3 +165,10 @@ def lkh_tours(coords: np.ndarray, runs: int = 1, progress: bool = False) -> np.n
 
 def with_two_opt(coords: np.ndarray, tours: np.ndarray) -> np.ndarray:
     return two_opt(coords, tours)[0]
+
+
+def decode_tours(adjacency: np.ndarray, coords: np.ndarray, uniform_weight: float = 0.0,
+                 improve: bool = True) -> np.ndarray:
+    """Tours from heat-maps: greedy decoding of (1 − w)·A + w·U, then 2-opt unless ``improve`` is False."""
+    tours = decode_heatmaps(mix_uniform(adjacency, uniform_weight), coords)
+    return with_two_opt(coords, tours) if improve else tours

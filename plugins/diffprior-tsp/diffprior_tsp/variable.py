@@ -17,6 +17,14 @@ from diffprior import ConfigError, Variable, per_sample_randn
 from .raster import EdgeImages
 
 
+def successor_matrix(params: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A [B, N, N] from edge logits L: row-softmax of −temperature·L with the diagonal masked."""
+    n = params.shape[-1]
+    eye = torch.eye(n, dtype=torch.bool, device=params.device)
+    logits = (-temperature * params).masked_fill(eye, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
 class TspEdges(Variable):
     """Edge logits [B, N, N] of a batch of instances (each sample has its own cities, or all
     samples share the cities of a single instance: restarts from different seeds).
@@ -54,10 +62,7 @@ class TspEdges(Variable):
 
     def adjacency(self, params: torch.Tensor) -> torch.Tensor:
         """A [B, N, N]: row-softmax of −temperature·L with the diagonal masked."""
-        n = params.shape[-1]
-        eye = torch.eye(n, dtype=torch.bool, device=params.device)
-        logits = (-self.temperature * params).masked_fill(eye, float("-inf"))
-        return torch.softmax(logits, dim=-1)
+        return successor_matrix(params, self.temperature)
 
     def image_from_adjacency(self, A: torch.Tensor) -> torch.Tensor:
         e = self.edges

@@ -13,7 +13,7 @@ from diffprior_tsp.decode import (edge_scores, greedy_edge_tours, nearest_neighb
 from diffprior_tsp.instances import (InstanceError, format_instance, is_tour, random_instances,
                                      read_instances, solve_reference, tour_lengths, write_instances)
 from diffprior_tsp.raster import city_pixels, render_tours
-from diffprior_tsp.solver import PriorSettings, decode_heatmaps, load_tsp_prior, mark_checkpoint, optimise_heatmaps
+from diffprior_tsp.solver import decode_heatmaps, load_tsp_prior, mark_checkpoint, optimise_heatmaps
 from diffprior_tsp.variable import TspEdges
 
 torch.set_num_threads(1)
@@ -193,12 +193,14 @@ def tiny_prior(tmp_path_factory):
     return mark_checkpoint(path, cities=6)
 
 
-def test_batched_solve_equals_one_at_a_time(tiny_prior):
+def test_batched_solve_equals_one_at_a_time(tiny_prior, tmp_path):
     prior = load_tsp_prior(tiny_prior, cities=6)
     coords = random_instances(3, 6, seed=15)
-    settings = dict(steps=4, gradient="full")
-    together = optimise_heatmaps(prior, coords, PriorSettings(batch_size=3, **settings), progress=False)
-    alone = optimise_heatmaps(prior, coords[2:], PriorSettings(batch_size=1, seed=2, **settings), progress=False)
+    write_instances(tmp_path / "six.txt", coords)
+    settings = ["optimizer.steps=4", "gradient=full"]
+    together = optimise_heatmaps(prior, tmp_path / "six.txt", [*settings, "batch_size=3"], progress=False)
+    alone = optimise_heatmaps(prior, tmp_path / "six.txt", [*settings, "batch_size=1"], start=2, count=1, seed=2,
+                              progress=False)
     np.testing.assert_allclose(together.adjacency[2:], alone.adjacency, rtol=1e-4, atol=1e-6)
     tours = decode_heatmaps(together.adjacency, coords)
     assert all(is_tour(t, 6) for t in tours)
@@ -261,6 +263,114 @@ def test_run_config_with_the_tsp_edges_variable(tmp_path):
     config_path.write_text(config_path.read_text().replace("batch = 2", "batch = 3"))
     with pytest.raises(ConfigError, match="holds 3 instances; samples need instances 1..3"):
         run(load_config(config_path), None, progress=False)
+
+
+def _tiny_run_config(tmp_path, tiny_prior, instances, batch):
+    config = tmp_path / "tiny-tsp.toml"
+    config.write_text(
+        f'batch = {batch}\n[prior]\ntype = "unet"\ncheckpoint = "{tiny_prior}"\n'
+        f'[variable]\ntype = "tsp-edges"\ninstances = "{instances}"\n'
+        '[optimizer]\ntype = "adam"\nlr = 1.0\nbetas = [0.0, 0.9]\nsteps = 3\n'
+        '[timesteps]\ntype = "cosine-linear"\nhigh = 100\nlow = 0\namplitude = 0.3333333333333333\nperiod = 50\n')
+    return config
+
+
+def test_diffprior_run_writes_the_tours_tsp_solve_finds(tiny_prior, tmp_path, capsys):
+    """The run lifecycle: `diffprior run` of the recipe decodes its own heat-maps into the same
+    tours as `tsp solve` (one recipe, one path), and reports gaps against the file's tours."""
+    import json
+
+    coords = random_instances(3, 6, seed=21)
+    path = tmp_path / "six.txt"
+    write_instances(path, coords, [solve_reference(c) for c in coords])
+    config = _tiny_run_config(tmp_path, tiny_prior, path, batch=3)
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "variable: instances 3, mean_length" in printed and "gap_percent" in printed
+    run_tours = read_instances(tmp_path / "run" / "tours.txt")
+    assert main(["tsp", "solve", str(path), "--checkpoint", str(tiny_prior), "--steps", "3", "--quiet",
+                 "--out", str(tmp_path / "solved.txt")]) == 0
+    np.testing.assert_array_equal(run_tours.tours, read_instances(tmp_path / "solved.txt").tours)
+    np.testing.assert_array_equal(run_tours.coords, coords)
+    report = json.loads((tmp_path / "run" / "tours.json").read_text())
+    lengths = tour_lengths(coords, run_tours.tours)
+    reference = tour_lengths(coords, read_instances(path).tours)
+    assert report["mean_length"] == pytest.approx(lengths.mean())
+    assert report["gap_percent"] == pytest.approx(100 * (lengths.sum() / reference.sum() - 1))
+    assert report["per_instance"]["instance"] == [0, 1, 2]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["outputs"]["variable"]["gap_percent"] == report["gap_percent"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert {"tours.txt", "tours.json", "tours.png"} <= set(manifest["files"])
+    assert (tmp_path / "run" / "tours.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_overwriting_a_tsp_run_removes_its_tours(tiny_prior, tmp_path):
+    """A run overwritten by one that writes no tours leaves no stale tours behind."""
+    coords = random_instances(2, 6, seed=22)
+    write_instances(tmp_path / "six.txt", coords)
+    out = tmp_path / "run"
+    assert main(["run", str(_tiny_run_config(tmp_path, tiny_prior, tmp_path / "six.txt", 2)), "--out", str(out),
+                 "--quiet"]) == 0
+    assert (out / "tours.txt").exists()
+    plain = tmp_path / "plain.toml"
+    plain.write_text('batch = 1\n[prior]\ntype = "gaussian"\nshape = [1, 4, 4]\n[optimizer]\nsteps = 2\n')
+    assert main(["run", str(plain), "--out", str(out), "--overwrite", "--quiet"]) == 0
+    assert not (out / "tours.txt").exists() and not (out / "tours.png").exists()
+    assert (out / "samples.safetensors").exists()
+
+
+def test_merged_shards_write_the_whole_runs_tours(tiny_prior, tmp_path):
+    coords = random_instances(4, 6, seed=23)
+    write_instances(tmp_path / "six.txt", coords)
+    config = _tiny_run_config(tmp_path, tiny_prior, tmp_path / "six.txt", 4)
+    assert main(["run", str(config), "--out", str(tmp_path / "whole"), "--quiet"]) == 0
+    for i in (0, 1):
+        assert main(["run", str(config), "--batch-size", "2", "--shard", f"{i}/2", "--out", str(tmp_path / f"part{i}"),
+                     "--quiet"]) == 0
+    part = read_instances(tmp_path / "part1" / "tours.txt")  # a shard decodes its own instances
+    np.testing.assert_array_equal(part.coords, coords[2:])
+    assert main(["merge", str(tmp_path / "part0"), str(tmp_path / "part1"), "--out", str(tmp_path / "merged")]) == 0
+    merged, whole = read_instances(tmp_path / "merged" / "tours.txt"), read_instances(tmp_path / "whole" / "tours.txt")
+    np.testing.assert_array_equal(merged.coords, coords)
+    np.testing.assert_array_equal(merged.tours, whole.tours)
+
+
+def test_every_optimizer_key_reaches_tsp_solve():
+    """--set goes to the recipe's run config: under the bundled prior, a learning rate of 1e-9
+    leaves the heat-map where it started, the recipe's one moves it; an unknown key is refused."""
+    from pathlib import Path
+
+    from diffprior_tsp.solver import optimise_heatmaps
+
+    sample = Path(__file__).parents[1] / "examples" / "tsp50_sample.txt"
+    prior = load_tsp_prior(None, cities=50)
+
+    def heatmap(*sets):
+        return optimise_heatmaps(prior, sample, sets, count=1, progress=False)
+
+    still, moved, start = heatmap("optimizer.steps=2", "optimizer.lr=1e-9"), heatmap("optimizer.steps=2"), \
+        heatmap("optimizer.steps=1", "optimizer.lr=1e-9")
+    np.testing.assert_allclose(still.adjacency, start.adjacency, atol=1e-6)
+    assert np.abs(moved.adjacency - still.adjacency).max() > 1e-3
+    assert still.extra["settings"]["lr"] == 1e-9 and moved.extra["settings"]["lr"] == 1.0
+    with pytest.raises(ConfigError, match="nonsense"):
+        heatmap("optimizer.nonsense=1")
+
+
+def test_the_example_config_is_the_packaged_recipe():
+    """examples/tsp.toml is recipe.toml with an instance file: the paper's recipe is written once."""
+    import tomllib
+    from pathlib import Path
+
+    from diffprior_tsp.solver import RECIPE
+
+    example = tomllib.loads((Path(__file__).parents[3] / "examples" / "tsp.toml").read_text())
+    recipe = tomllib.loads(RECIPE.read_text())
+    for data in (example, recipe):
+        data.pop("batch")
+        data["variable"].pop("instances", None)
+    assert example == recipe
 
 
 # ------------------------------------------------------------------------------ conformance kit

@@ -274,13 +274,13 @@ def test_bundled_tsp50_prior_finds_the_tour_edges_by_itself():
     10% of the reference (measured 2.6-4.6%)."""
     from pathlib import Path
 
-    from diffprior_tsp.solver import PriorSettings, load_tsp_prior, optimise_heatmaps, with_two_opt
+    from diffprior_tsp.solver import load_tsp_prior, optimise_heatmaps, with_two_opt
 
     sample = Path(__file__).parents[1] / "examples" / "tsp50_sample.txt"
     instances = read_instances(sample)
     coords, reference = instances.coords, instances.tours
     prior = load_tsp_prior(None, cities=50)
-    solution = optimise_heatmaps(prior, coords, PriorSettings(steps=64, batch_size=4), progress=False)
+    solution = optimise_heatmaps(prior, sample, ["optimizer.steps=64", "batch_size=4"], progress=False)
     hits = 0
     for b in range(len(coords)):
         neighbours = {int(c): set() for c in range(50)}
