@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from diffprior.cli.main import main
-from diffprior.runs.directories import RunDir, RunDirError
+from diffprior.runs.directories import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "gaussian.toml"

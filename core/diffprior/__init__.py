@@ -54,6 +54,8 @@ _LAZY = {
     "Command": "diffprior.cli.command",
     "subcommands": "diffprior.cli.command",
     "positive_int": "diffprior.cli.command",
+    "Dataset": "diffprior.plugins.datasets",
+    "load_dataset": "diffprior.plugins.datasets",
     "get_registry": "diffprior.plugins.registry",
     "register_plugin": "diffprior.plugins.registry",
     "unregister_plugin": "diffprior.plugins.registry",

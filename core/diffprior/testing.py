@@ -429,7 +429,7 @@ def check_plugin(distribution: str, *, expect: Mapping[str, Iterable[str]] | Non
     """
     from diffprior.plugins import registry as plugins
 
-    dist = plugins._normalise(distribution)
+    dist = plugins.normalise_name(distribution)
     try:
         registry = plugins.load(plugins.PluginSettings(strict=True, only={dist}))
     except plugins.PluginError as exc:
@@ -444,11 +444,11 @@ def check_plugin(distribution: str, *, expect: Mapping[str, Iterable[str]] | Non
     for kind, names in info.registers.items():
         for name in names:
             obj = registry.get(kind, name)
-            if kind != "command" and obj.kind != kind:
+            if kind not in plugins.NAMED_OBJECT_KINDS and obj.kind != kind:
                 _fail(f"{dist}: {name!r} was registered as a {kind} but {obj.__name__} is a {obj.kind or '?'} config")
             if kind in ("term",):
                 check_term_defaults(obj)
-            if kind != "command":
+            if kind not in plugins.NAMED_OBJECT_KINDS:
                 json.dumps(obj.model_json_schema())
     for kind, names in (expect or {}).items():
         missing = set(names) - set(info.registers.get(kind, []))

@@ -34,7 +34,7 @@ def _pre_parse(argv: list[str]):
     """Plugin flags must be known before plugins load (they decide which ones load).
 
     Returns (settings, names given with --disable-plugin, the other arguments)."""
-    from diffprior.plugins.registry import PluginSettings, _normalise
+    from diffprior.plugins.registry import PluginSettings, normalise_name
 
     settings = PluginSettings.from_env()
     flagged: list[str] = []
@@ -44,10 +44,10 @@ def _pre_parse(argv: list[str]):
         if arg == "--strict-plugins":
             settings.strict = True
         elif arg == "--disable-plugin" and i + 1 < len(argv):
-            flagged.append(_normalise(argv[i + 1]))
+            flagged.append(normalise_name(argv[i + 1]))
             i += 1
         elif arg.startswith("--disable-plugin="):
-            flagged.append(_normalise(arg.split("=", 1)[1]))
+            flagged.append(normalise_name(arg.split("=", 1)[1]))
         else:
             rest.append(arg)
         i += 1
@@ -59,9 +59,9 @@ def _check_disabled(settings, flagged: list[str], installed: list[str]) -> str |
     """--disable-plugin NAME must name an installed plugin distribution (not the core)."""
     import difflib
 
-    from diffprior.plugins.registry import CORE_DISTRIBUTION, _split_env
+    from diffprior.plugins.registry import CORE_DISTRIBUTION, names_from_env
 
-    from_env = _split_env("DIFFPRIOR_DISABLE_PLUGINS") or set()
+    from_env = names_from_env("DIFFPRIOR_DISABLE_PLUGINS") or set()
     for name, source in [(n, "--disable-plugin") for n in flagged] + [(n, "DIFFPRIOR_DISABLE_PLUGINS")
                                                                         for n in sorted(from_env)]:
         if name == "third-party":

@@ -54,7 +54,7 @@ def _installed_distribution(name: str) -> str:
 
     from diffprior.plugins import registry as plugins
 
-    dist = plugins._normalise(name)
+    dist = plugins.normalise_name(name)
     installed = list(plugins.installed_entry_points())
     if dist in installed:
         return dist

@@ -41,3 +41,9 @@ def register_schedules(register):
 @hookspec
 def register_commands(register):
     """Register CLI commands: ``register(Command(name=..., help=..., configure=..., run=...))``."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register named training sets: ``register(Dataset(name=..., help=..., load=...))``
+    (:class:`diffprior.Dataset`); other plugins use them through :func:`diffprior.load_dataset`."""

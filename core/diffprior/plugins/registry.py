@@ -37,7 +37,8 @@ CORE_DISTRIBUTION = "diffprior"
 #   [project.entry-points."diffprior.distribution"]
 #   first-party = "diffprior"
 FIRST_PARTY_GROUP, FIRST_PARTY_NAME = "diffprior.distribution", "first-party"
-KINDS = ("prior", "variable", "term", "schedule", "command")
+KINDS = ("prior", "variable", "term", "schedule", "command", "dataset")
+NAMED_OBJECT_KINDS = ("command", "dataset")  # dataclasses with a name field, not config classes
 HOOK_OF_KIND = {kind: f"register_{kind}s" for kind in KINDS}
 
 
@@ -45,7 +46,7 @@ def declares_first_party(dist: "metadata.Distribution | None") -> bool:
     """Whether a distribution's metadata marks it as part of diffprior (see FIRST_PARTY_GROUP)."""
     if dist is None:
         return False
-    if _normalise(dist.metadata["Name"] or "") == CORE_DISTRIBUTION:
+    if normalise_name(dist.metadata["Name"] or "") == CORE_DISTRIBUTION:
         return True
     return any(ep.name == FIRST_PARTY_NAME and ep.value.strip() == CORE_DISTRIBUTION
                for ep in dist.entry_points if ep.group == FIRST_PARTY_GROUP)
@@ -91,15 +92,15 @@ class PluginInfo:
         }
 
 
-def _normalise(name: str) -> str:
+def normalise_name(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def _split_env(var: str) -> set[str] | None:
+def names_from_env(var: str) -> set[str] | None:
     value = os.environ.get(var, "").strip()
     if not value:
         return None
-    return {_normalise(v) for v in value.split(",") if v.strip()}
+    return {normalise_name(v) for v in value.split(",") if v.strip()}
 
 
 @dataclass
@@ -117,12 +118,12 @@ class PluginSettings:
     def from_env(cls) -> "PluginSettings":
         return cls(
             strict=os.environ.get("DIFFPRIOR_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes"},
-            only=_split_env("DIFFPRIOR_PLUGINS"),
-            disable=_split_env("DIFFPRIOR_DISABLE_PLUGINS") or set(),
+            only=names_from_env("DIFFPRIOR_PLUGINS"),
+            disable=names_from_env("DIFFPRIOR_DISABLE_PLUGINS") or set(),
         )
 
     def allows(self, distribution: str, first_party: bool = False) -> bool:
-        dist = _normalise(distribution)
+        dist = normalise_name(distribution)
         if dist == CORE_DISTRIBUTION:
             return True
         if dist in self.disable:
@@ -182,10 +183,10 @@ class Registry:
     def _failed_import_hint(self, name: str) -> str:
         """The distributions that failed to import, the likely provider of ``name`` first
         (its entry point or distribution is named after it, as ``diffprior new-plugin`` makes them)."""
-        wanted = _normalise(name)
+        wanted = normalise_name(name)
 
         def provides(dist: str, eps: list[str]) -> bool:
-            return wanted in {_normalise(e) for e in eps} or dist in {wanted, f"diffprior-{wanted}"}
+            return wanted in {normalise_name(e) for e in eps} or dist in {wanted, f"diffprior-{wanted}"}
 
         likely = [d for d, (_, eps) in self.failed_imports.items() if provides(d, eps)]
         if len(likely) == 1:
@@ -217,6 +218,10 @@ class Registry:
     def commands(self):
         return self.entries["command"]
 
+    @property
+    def datasets(self):
+        return self.entries["dataset"]
+
     # -- problems ----------------------------------------------------------------------
     def problem(self, distribution: str, message: str, *, also: Iterable[str] = ()) -> None:
         """Report a problem of ``distribution`` (and of the ``also`` distributions involved)."""
@@ -234,7 +239,7 @@ class Registry:
 
 
 def registered_name(kind: str, obj: Any) -> str:
-    if kind == "command":
+    if kind in NAMED_OBJECT_KINDS:
         return obj.name
     type_name = getattr(obj, "type_name", None)
     if type_name is None:
@@ -257,12 +262,12 @@ def register_plugin(module: object, distribution: str) -> None:
     It goes through exactly the same hooks as an installed distribution; ``distribution``
     is the name reported in ``diffprior plugins`` and in warnings.
     """
-    _extra_plugins.append((module, _normalise(distribution)))
+    _extra_plugins.append((module, normalise_name(distribution)))
     reset()
 
 
 def unregister_plugin(distribution: str) -> None:
-    _extra_plugins[:] = [(m, d) for m, d in _extra_plugins if d != _normalise(distribution)]
+    _extra_plugins[:] = [(m, d) for m, d in _extra_plugins if d != normalise_name(distribution)]
     reset()
 
 
@@ -349,7 +354,7 @@ def _guarded(interrupts: _UserInterrupts, call: Callable[[], Any]) -> tuple[Any,
 
 
 def _distribution_of(ep: metadata.EntryPoint) -> str:
-    return _normalise(ep.dist.name) if ep.dist is not None else ep.value.split(".")[0]
+    return normalise_name(ep.dist.name) if ep.dist is not None else ep.value.split(".")[0]
 
 
 def installed_entry_points() -> dict[str, list[metadata.EntryPoint]]:
@@ -503,8 +508,8 @@ def _grant(registry: Registry, reg: Registration, name: str, qualify: bool = Fal
 
 
 def _qualified(kind: str, obj: Any, name: str) -> Any:
-    """The same command or config class under the name ``distribution:name``."""
-    if kind == "command":
+    """The same command, dataset or config class under the name ``distribution:name``."""
+    if kind in NAMED_OBJECT_KINDS:
         import dataclasses
 
         return dataclasses.replace(obj, name=name)

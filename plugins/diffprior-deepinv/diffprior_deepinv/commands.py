@@ -9,7 +9,7 @@ from diffprior import Command, UsageError, subcommands
 
 
 def _configure_simulate(parser):
-    from .plugin import FILTERS, KERNELS, NOISE_MODELS
+    from .operators import FILTERS, KERNELS, NOISE_MODELS
 
     parser.add_argument("images", help="folder of clean images (.png or .npy in [0, 1], all of one shape)")
     parser.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
@@ -30,7 +30,7 @@ def _configure_simulate(parser):
 def _spec_from_args(args):
     from pydantic import ValidationError
 
-    from .plugin import OperatorSpec
+    from .operators import OperatorSpec
 
     fields = {k: getattr(args, k) for k in ("operator", "mask", "ratio", "seed", "factor", "filter", "kernel",
                                              "width", "measurements", "noise", "sigma", "gain")}

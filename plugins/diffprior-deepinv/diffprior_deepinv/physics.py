@@ -1,4 +1,4 @@
-"""deepinv Physics from an :class:`~diffprior_deepinv.plugin.OperatorSpec` (imports deepinv)."""
+"""deepinv Physics from an :class:`~diffprior_deepinv.operators.OperatorSpec` (imports deepinv)."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_simulate_unreadable_image_names_it(images, tmp_path, capsys):
     ("compressed-sensing", {"measurements": 100}), ("denoising", {}),
 ])
 def test_term_conformance(tmp_path, operator, params):
-    from diffprior_deepinv.plugin import OperatorSpec
+    from diffprior_deepinv.operators import OperatorSpec
     from diffprior_deepinv.physics import output_shape
 
     physics = OperatorSpec(operator=operator, **params).build_physics((1, 16, 16))

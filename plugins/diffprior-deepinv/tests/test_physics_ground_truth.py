@@ -30,7 +30,7 @@ def _prior():
 def _term(tmp_path, operator, reduce, **params):
     from safetensors.torch import save_file
 
-    from diffprior_deepinv.plugin import OperatorSpec
+    from diffprior_deepinv.operators import OperatorSpec
 
     prior = _prior()
     op = OperatorSpec(operator=operator, sigma=SIGMA, **params).build_physics(SHAPE)

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from diffprior import ExistingPath, TermConfig, resolve_path
-from diffprior import Command
+from diffprior import Command, Dataset
 from diffprior import hookimpl
 
 from .digits import DigitRef
@@ -287,6 +287,20 @@ TERM_CONFIGS = (SymmetryConfig, IntensityConfig, ClassifierConfig, MaskConfig, S
 def register_terms(register):
     for cls in TERM_CONFIGS:  # the attributes term registers from diffprior_images.attributes
         register(cls)
+
+
+def _digit_images(split: str):
+    from .digits import mnist_digits
+
+    return mnist_digits(split, size=28)  # native size; a consumer fits them to its own
+
+
+@hookimpl
+def register_datasets(register):
+    from .digits import SPLITS
+
+    register(Dataset("digits", "5000 real MNIST digits, 28×28, offline (splits prior, judge, heldout: "
+                               "300/150/50 per class; all)", _digit_images, splits=(*SPLITS, "all")))
 
 
 def _configure_train(parser):

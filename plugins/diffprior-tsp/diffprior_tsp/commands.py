@@ -288,7 +288,6 @@ def _instance_part(total: int, args, world) -> range:
 def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_path=None, plot=None) -> int:
     """The table, the paired comparisons and the JSON of a whole instance file, from per-instance
     tour lengths (``methods``: (name, role, lengths, seconds)); what ``merge`` prints too."""
-    import numpy as np
 
     from .evaluation import paired_bootstrap, plot_gap_against_time
 

@@ -1,6 +1,6 @@
 """Training data for U-Net priors: every source becomes a float tensor [N, C, S, S] in [-1, 1].
 
-Sources: ``bundled-digits`` (the core's offline MNIST subset), ``mnist-idx`` (IDX image
+Sources: ``dataset`` (a dataset another plugin registers, by name: ``load_dataset``; ``bundled-digits`` is the dataset ``digits`` of diffprior-images), ``mnist-idx`` (IDX image
 files, optionally gzipped), ``image-folder`` (PNG/JPEG/... files) and ``tensors`` (.npy,
 .pt or .safetensors). Problems are reported as :class:`diffprior.ConfigError` naming the file.
 """
@@ -22,10 +22,10 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def load_training_data(data, size: int, channels: int) -> torch.Tensor:
     """The images of a :class:`DataConfig`, fitted to [N, channels, size, size] in [-1, 1]."""
-    if data.source == "bundled-digits":
-        from diffprior_images.digits import mnist_digits
+    if data.source in ("dataset", "bundled-digits"):
+        from diffprior import load_dataset
 
-        images, _ = mnist_digits(data.split, size=28)  # native size; fitted below like any source
+        images, _ = load_dataset(data.dataset, data.split)  # native size; fitted below like any source
     elif data.source == "mnist-idx":
         images = _to_unit_range(_read_idx(data.path), data.value_range, data.path)
     elif data.source == "image-folder":

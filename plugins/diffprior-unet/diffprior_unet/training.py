@@ -42,10 +42,13 @@ class DataConfig(BaseModel):
     """Where the images come from and how they are fitted to the model's size."""
 
     model_config = ConfigDict(extra="forbid")
-    source: Literal["bundled-digits", "mnist-idx", "image-folder", "tensors"] = "bundled-digits"
+    source: Literal["dataset", "bundled-digits", "mnist-idx", "image-folder", "tensors"] = Field(
+        "bundled-digits", description="dataset: a registered dataset by name (diffprior plugins lists them); "
+                                      "bundled-digits: the dataset 'digits'")
     path: Optional[Path] = Field(None, description="file or folder (relative to the config file)")
     key: Optional[str] = Field(None, description="tensor name inside a .npz/.pt/.safetensors file")
-    split: Literal["prior", "judge", "heldout", "all"] = Field("prior", description="bundled-digits split")
+    dataset: str = Field("digits", description="the registered dataset of source = 'dataset'")
+    split: str = Field("prior", description="the dataset's split (digits: prior, judge, heldout, all)")
     fit: Literal["pad", "resize", "center-crop"] = Field("pad", description="how images reach image_size")
     pad_value: float = Field(-1.0, description="value of padded pixels (in [-1, 1])")
     value_range: Optional[tuple[float, float]] = Field(None, description="raw range mapped to [-1, 1]")
@@ -65,7 +68,7 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _path_when_needed(self):
-        if self.source != "bundled-digits" and self.path is None:
+        if self.source not in ("dataset", "bundled-digits") and self.path is None:
             raise ValueError(f"data source {self.source!r} needs path = '...'")
         if self.value_range is not None and self.value_range[0] >= self.value_range[1]:
             raise ValueError(f"value_range must be [low, high] with low < high, got {list(self.value_range)}")

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from diffprior_images.digits import mnist_digits
+from diffprior import load_dataset
 
 from diffprior_unet.checkpoints import bundled_names, load_prior
 
@@ -15,7 +15,8 @@ def test_digits_is_bundled():
 def test_bundled_prior_predicts_noise_far_better_than_the_trivial_predictor(t):
     prior = load_prior("digits")
     assert prior.shape == (1, 32, 32) and prior.T == 1000 and prior.noise.name == "linear"
-    x0, _ = mnist_digits("heldout")  # never seen in training
+    x0, _ = load_dataset("digits", "heldout")  # never seen in training (28×28)
+    x0 = torch.nn.functional.pad(x0, (2, 2, 2, 2), value=-1.0)  # padded to 32 as in training
     x0 = x0[::5]  # 100 digits, every class
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
     tt = torch.full((len(x0),), t, dtype=torch.long)
