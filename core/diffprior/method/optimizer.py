@@ -144,90 +144,29 @@ def optimize(
     ``options.seeds()`` (``seed + i`` for each of ``batch`` samples). ``init_params`` (a
     tensor [B, *param_shape] or [*param_shape]) replaces ``options.init`` when given.
     ``progress``: show a progress bar (a string: its label, default "free energy")."""
-    o = options if options is not None else Options()
-    if not isinstance(o, Options):
-        raise TypeError(f"options must be a diffprior.Options (or a run config), got {type(o).__name__}")
+    o = _checked_options(options)
     seeds = [int(s) for s in (seeds if seeds is not None else o.seeds())]
     gens = generators(seeds)
-    device = prior.device
-    B, steps, T = len(seeds), o.optimizer.steps, prior.T
-    prior.eval()
-    for p in prior.parameters():
-        p.requires_grad_(False)
-
-    params = _initial_params(prior, variable, gens, device, o, B, init_params, terms, bool(progress)).requires_grad_(True)
-    opt = _make_optimizer([params], o.optimizer)
-    energy = FreeEnergy(prior, o.gradient, o.noise_samples)
-    clippers = [wt.clip.clipper() for wt in terms]  # fresh per-term, per-sample clip state
-    fused = not any(wt.clip.needs_own_gradient for wt in terms)
+    _freeze(prior)
+    params = _initial_params(prior, variable, gens, prior.device, o, len(seeds), init_params, terms,
+                             bool(progress)).requires_grad_(True)
+    loop = _FreeEnergyLoop(prior, variable, terms, params, gens, o)
     history = _History({"prior": []} | {wt.name: [] for wt in terms})
-    interrupted, step = False, 0
+    steps = o.optimizer.steps
 
     def result(steps_done: int, interrupted: bool, show_progress: bool) -> Result:
         return _result(prior, variable, terms, params, seeds, history, o, gens,
                        steps_done=steps_done, interrupted=interrupted, progress=show_progress)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        label = progress if isinstance(progress, str) else "free energy"
-        bar = tqdm(total=steps, desc=label, unit="step", dynamic_ncols=True)
+    bar = _ProgressBar(progress, steps, terms)
+    interrupted, step = False, 0
     try:
         for step in range(steps):
-            s = step / steps
-            lr = o.optimizer.lr(s, step, steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            t = _per_sample(o.timesteps, step, steps, gens, device).round().clamp(1, T - 1).long()
-            x = variable.to_x(params, s)
-            prior_loss, prior_objective = energy(x, t, gens)
-            _check_finite("the prior term", prior_loss, step, "check the prior and the variable's output")
-            pw = o.prior_weight(s, step, steps)
-            prior_objective = pw * prior_objective
-
-            term_losses = []
-            if terms:
-                view = variable.term_view(x)
-                for wt in terms:
-                    log_c = wt.term.log_c(view)
-                    if log_c.shape != (B,):
-                        raise ValueError(
-                            f"term {wt.name!r} returned log c of shape {tuple(log_c.shape)}; expected ({B},): one score per sample"
-                        )
-                    weight = _per_sample(wt.weight, step, steps, gens, device)
-                    loss = -weight * log_c
-                    _check_finite(f"term {wt.name!r}", loss, step, "lower its weight, clip its gradient or check its inputs")
-                    term_losses.append(loss)
-
-            # Pixels' x is the optimised tensor itself: without a copy, a callback that keeps
-            # StepState.x would see it change at every later opt.step()
-            x_seen = x.detach().clone() if callbacks else None
-            opt.zero_grad(set_to_none=True)
-            if fused:
-                total = prior_objective.sum() + sum(l.sum() for l in term_losses)
-                if total.requires_grad:
-                    total.backward()
-            else:
-                params.grad = _clipped_gradient(params, prior_objective, term_losses, clippers, s, step, steps)
-            if params.grad is not None:
-                _check_finite("the gradient", params.grad, step, "lower the learning rate or a term's weight")
-            opt.step()
-
-            prior_loss = prior_loss.detach()
-            history.losses["prior"].append(prior_loss.cpu())
-            for wt, loss in zip(terms, term_losses):
-                history.losses[wt.name].append(loss.detach().cpu())
-            history.timesteps.append(t.cpu())
+            done = loop.step(step, keep_x=bool(callbacks))
+            history.record(done, terms)
             if callbacks:
-                state = StepState(step, steps, t, x_seen, {k: v[-1] for k, v in history.losses.items()})
-                for cb in callbacks:
-                    cb(state)
-            if bar is not None:
-                bar.update(1)
-                if step % 10 == 0 or step == steps - 1:
-                    bar.set_postfix({"t": int(t.float().mean()), "prior": f"{float(prior_loss.mean()):.4f}"}
-                                    | {wt.name: f"{float(l.detach().mean()):.3g}" for wt, l in zip(terms, term_losses)})
+                _notify(callbacks, StepState(step, steps, done.t, done.x, history.latest()))
+            bar.update(step, done, terms)
         step = steps
     except KeyboardInterrupt:
         interrupted = True
@@ -236,9 +175,150 @@ def optimize(
         exc.partial = result(step, True, False)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return result(step, interrupted, bool(progress))
+
+
+def _checked_options(options: Options | None) -> Options:
+    o = options if options is not None else Options()
+    if not isinstance(o, Options):
+        raise TypeError(f"options must be a diffprior.Options (or a run config), got {type(o).__name__}")
+    return o
+
+
+def _freeze(prior) -> None:
+    """The prior is fixed: only the variable's parameters are optimised."""
+    prior.eval()
+    for p in prior.parameters():
+        p.requires_grad_(False)
+
+
+@dataclass
+class _StepDone:
+    """One step's outcome: the timesteps [B], the x its losses were computed at (a copy, or
+    None when nobody looks at it), the prior's ‖ε − ε_θ‖² [B] and each term's −λ·log c [B]."""
+
+    t: torch.Tensor
+    x: torch.Tensor | None
+    prior_loss: torch.Tensor
+    term_losses: list[torch.Tensor]
+
+
+class _FreeEnergyLoop:
+    """One optimisation step of the free energy at a time, in the paper's order: sample t per
+    sample, noise x and take the prior's ε-loss, weigh the terms' log c by their schedules,
+    step the optimizer. Every random draw comes from the samples' own generators, in this order."""
+
+    def __init__(self, prior, variable, terms: Sequence[WeightedTerm], params: torch.Tensor, gens, o: Options):
+        self.variable, self.terms, self.params, self.gens, self.o = variable, terms, params, gens, o
+        self.device, self.T, self.steps = prior.device, prior.T, o.optimizer.steps
+        self.opt = _make_optimizer([params], o.optimizer)
+        self.energy = FreeEnergy(prior, o.gradient, o.noise_samples)
+        self.gradient = _Gradient(params, terms)
+
+    def step(self, step: int, keep_x: bool) -> _StepDone:
+        s = step / self.steps
+        _set_lr(self.opt, self.o.optimizer.lr(s, step, self.steps))
+        t = self.timesteps(step)
+        x = self.variable.to_x(self.params, s)
+        prior_loss, prior_objective = self.energy(x, t, self.gens)
+        _check_finite("the prior term", prior_loss, step, "check the prior and the variable's output")
+        prior_objective = self.o.prior_weight(s, step, self.steps) * prior_objective
+        term_losses = self.term_losses(x, step)
+        # Pixels' x is the optimised tensor itself: without a copy, a callback that keeps
+        # StepState.x would see it change at every later opt.step()
+        x_seen = x.detach().clone() if keep_x else None
+        self.descend(prior_objective, term_losses, s, step)
+        return _StepDone(t, x_seen, prior_loss.detach(), term_losses)
+
+    def timesteps(self, step: int) -> torch.Tensor:
+        """t [B] from the timestep schedule (annealed from large to small), jittered per sample."""
+        t = _per_sample(self.o.timesteps, step, self.steps, self.gens, self.device)
+        return t.round().clamp(1, self.T - 1).long()
+
+    def term_losses(self, x: torch.Tensor, step: int) -> list[torch.Tensor]:
+        """−λ_k·log c_k(x, y) [B] of each term, λ_k read from its schedule at this step."""
+        if not self.terms:
+            return []
+        view = self.variable.term_view(x)
+        losses = []
+        for wt in self.terms:
+            log_c = _checked_log_c(wt, view, len(self.gens))
+            weight = _per_sample(wt.weight, step, self.steps, self.gens, self.device)
+            loss = -weight * log_c
+            _check_finite(f"term {wt.name!r}", loss, step, "lower its weight, clip its gradient or check its inputs")
+            losses.append(loss)
+        return losses
+
+    def descend(self, prior_objective: torch.Tensor, term_losses: list[torch.Tensor], s: float, step: int) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.gradient(prior_objective, term_losses, s, step, self.steps)
+        if self.params.grad is not None:
+            _check_finite("the gradient", self.params.grad, step, "lower the learning rate or a term's weight")
+        self.opt.step()
+
+
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _checked_log_c(wt: WeightedTerm, view, B: int) -> torch.Tensor:
+    log_c = wt.term.log_c(view)
+    if log_c.shape != (B,):
+        raise ValueError(
+            f"term {wt.name!r} returned log c of shape {tuple(log_c.shape)}; expected ({B},): one score per sample"
+        )
+    return log_c
+
+
+class _Gradient:
+    """Sets ``params.grad`` from a step's objectives: one backward pass through their sum or,
+    when a term's clip policy needs that term's own gradient, per-term gradients clipped per
+    sample (each term keeps its own clip state across steps)."""
+
+    def __init__(self, params: torch.Tensor, terms: Sequence[WeightedTerm]):
+        self.params = params
+        self.clippers = [wt.clip.clipper() for wt in terms]
+        self.fused = not any(wt.clip.needs_own_gradient for wt in terms)
+
+    def __call__(self, prior_objective, term_losses, s: float, step: int, steps: int) -> None:
+        if self.fused:
+            total = prior_objective.sum() + sum(l.sum() for l in term_losses)
+            if total.requires_grad:
+                total.backward()
+        else:
+            self.params.grad = _clipped_gradient(self.params, prior_objective, term_losses, self.clippers, s, step, steps)
+
+
+def _notify(callbacks: Sequence[Callable[[StepState], None]], state: StepState) -> None:
+    for cb in callbacks:
+        cb(state)
+
+
+class _ProgressBar:
+    """The run's progress bar (nothing when ``progress`` is false), with t and the losses of
+    every tenth step beside it."""
+
+    def __init__(self, progress: bool | str, steps: int, terms: Sequence[WeightedTerm]):
+        self.bar, self.steps = None, steps
+        if progress:
+            from tqdm.auto import tqdm
+
+            label = progress if isinstance(progress, str) else "free energy"
+            self.bar = tqdm(total=steps, desc=label, unit="step", dynamic_ncols=True)
+
+    def update(self, step: int, done: _StepDone, terms: Sequence[WeightedTerm]) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if step % 10 == 0 or step == self.steps - 1:
+            self.bar.set_postfix({"t": int(done.t.float().mean()), "prior": f"{float(done.prior_loss.mean()):.4f}"}
+                                 | {wt.name: f"{float(l.detach().mean()):.3g}" for wt, l in zip(terms, done.term_losses)})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @dataclass
@@ -247,6 +327,15 @@ class _History:
 
     losses: dict[str, list[torch.Tensor]]
     timesteps: list[torch.Tensor] = field(default_factory=list)
+
+    def record(self, done: _StepDone, terms: Sequence[WeightedTerm]) -> None:
+        self.losses["prior"].append(done.prior_loss.cpu())
+        for wt, loss in zip(terms, done.term_losses):
+            self.losses[wt.name].append(loss.detach().cpu())
+        self.timesteps.append(done.t.cpu())
+
+    def latest(self) -> dict[str, torch.Tensor]:
+        return {k: v[-1] for k, v in self.losses.items()}
 
 
 def _result(prior, variable, terms, params, seeds, history: _History, o: Options, gens, *,
