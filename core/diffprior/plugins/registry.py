@@ -383,76 +383,105 @@ def load(settings: PluginSettings) -> Registry:
     - a name two other distributions register is ambiguous: neither gets it, both are
       named, and a config picks one as ``"distribution:name"``.
     """
-    registry = Registry(settings)
-    manager = pluggy.PluginManager(hookspecs.PROJECT)
-    manager.add_hookspecs(hookspecs)
-    dist_of_plugin: dict[str, str] = {}
     with _UserInterrupts() as interrupts:
+        loader = _Loader(settings, interrupts)
+        loader.import_entry_points()
+        loader.add_code_plugins()
+        candidates = loader.call_hooks()
+    _assign_names(loader.registry, candidates)
+    return loader.registry
 
-        def info_of(distribution: str, first_party: bool) -> PluginInfo:
-            return registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution),
-                                                                        first_party=first_party))
 
-        def add(module: object, distribution: str, plugin_name: str, first_party: bool) -> None:
-            info = info_of(distribution, first_party)
-            info.modules.append(getattr(module, "__name__", plugin_name))
-            try:
-                manager.register(module, name=plugin_name)
-            except Exception as exc:  # pluggy.PluginValidationError, duplicate plugin names
-                registry.problem(distribution, f"invalid hook implementation in {plugin_name}: {exc}")
-                return
-            dist_of_plugin[plugin_name] = distribution
-            # pluggy accepts implementations of hooks that no spec declares (a typo such as
-            # register_term); they would never be called, so say so instead of staying silent
-            for caller in manager.get_hookcallers(module) or []:
-                if not caller.has_spec():
-                    import difflib
+class _Loader:
+    """One :func:`load`: the pluggy manager, the registry it fills, and which distribution
+    each plugin module added to the manager belongs to."""
 
-                    close = difflib.get_close_matches(caller.name, HOOK_OF_KIND.values(), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    registry.problem(distribution, f"{plugin_name} implements {caller.name!r}, which is not a "
-                                                   f"diffprior hook{hint}; hooks: {', '.join(HOOK_OF_KIND.values())}")
+    def __init__(self, settings: PluginSettings, interrupts: _UserInterrupts):
+        self.settings = settings
+        self.interrupts = interrupts
+        self.registry = Registry(settings)
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.dist_of_plugin: dict[str, str] = {}
 
+    def info_of(self, distribution: str, first_party: bool) -> PluginInfo:
+        return self.registry.plugins.setdefault(distribution, PluginInfo(distribution, _version(distribution),
+                                                                         first_party=first_party))
+
+    def import_entry_points(self) -> None:
+        """Each installed distribution the settings allow, the core first."""
         for distribution, eps in installed_entry_points().items():
             first_party = declares_first_party(eps[0].dist)
-            if not settings.allows(distribution, first_party):
-                registry.disabled.add(distribution)
-                continue
-            if distribution in settings.skip and distribution != CORE_DISTRIBUTION:
-                info_of(distribution, first_party)
-                registry.failed_imports[distribution] = (settings.skip[distribution], [ep.name for ep in eps])
-                registry.problem(distribution, f"not imported: {settings.skip[distribution]}")
-                continue
-            for ep in eps:
-                start = time.perf_counter()
-                module, error = _guarded(interrupts, ep.load)
-                info_of(distribution, first_party).import_seconds += time.perf_counter() - start
-                if error is not None:
-                    registry.failed_imports.setdefault(distribution, (error, [e.name for e in eps]))
-                    registry.problem(distribution, f"failed to import entry point {ep.name} = {ep.value}: {error}")
-                    continue
-                add(module, distribution, f"{distribution}:{ep.name}", first_party)
+            if not self.settings.allows(distribution, first_party):
+                self.registry.disabled.add(distribution)
+            elif distribution in self.settings.skip and distribution != CORE_DISTRIBUTION:
+                self.skip(distribution, eps, first_party)
+            else:
+                self.import_distribution(distribution, eps, first_party)
 
+    def skip(self, distribution: str, eps: list[metadata.EntryPoint], first_party: bool) -> None:
+        """A distribution known to hang or kill the process on import: reported, not imported."""
+        self.info_of(distribution, first_party)
+        self.registry.failed_imports[distribution] = (self.settings.skip[distribution], [ep.name for ep in eps])
+        self.registry.problem(distribution, f"not imported: {self.settings.skip[distribution]}")
+
+    def import_distribution(self, distribution: str, eps: list[metadata.EntryPoint], first_party: bool) -> None:
+        for ep in eps:
+            start = time.perf_counter()
+            module, error = _guarded(self.interrupts, ep.load)
+            self.info_of(distribution, first_party).import_seconds += time.perf_counter() - start
+            if error is not None:
+                self.registry.failed_imports.setdefault(distribution, (error, [e.name for e in eps]))
+                self.registry.problem(distribution, f"failed to import entry point {ep.name} = {ep.value}: {error}")
+                continue
+            self.add(module, distribution, f"{distribution}:{ep.name}", first_party)
+
+    def add_code_plugins(self) -> None:
+        """The modules given to :func:`register_plugin`, under the same settings."""
         for module, distribution in _extra_plugins:
             first_party = _installed_first_party(distribution)
-            if settings.allows(distribution, first_party):
-                add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}", first_party)
+            if self.settings.allows(distribution, first_party):
+                self.add(module, distribution, f"{distribution}:{getattr(module, '__name__', id(module))}", first_party)
             else:
-                registry.disabled.add(distribution)
+                self.registry.disabled.add(distribution)
 
+    def add(self, module: object, distribution: str, plugin_name: str, first_party: bool) -> None:
+        info = self.info_of(distribution, first_party)
+        info.modules.append(getattr(module, "__name__", plugin_name))
+        try:
+            self.manager.register(module, name=plugin_name)
+        except Exception as exc:  # pluggy.PluginValidationError, duplicate plugin names
+            self.registry.problem(distribution, f"invalid hook implementation in {plugin_name}: {exc}")
+            return
+        self.dist_of_plugin[plugin_name] = distribution
+        self.report_unknown_hooks(module, distribution, plugin_name)
+
+    def report_unknown_hooks(self, module: object, distribution: str, plugin_name: str) -> None:
+        # pluggy accepts implementations of hooks that no spec declares (a typo such as
+        # register_term); they would never be called, so say so instead of staying silent
+        for caller in self.manager.get_hookcallers(module) or []:
+            if not caller.has_spec():
+                import difflib
+
+                close = difflib.get_close_matches(caller.name, HOOK_OF_KIND.values(), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.registry.problem(distribution, f"{plugin_name} implements {caller.name!r}, which is not a "
+                                                    f"diffprior hook{hint}; hooks: {', '.join(HOOK_OF_KIND.values())}")
+
+    def call_hooks(self) -> list[Registration]:
+        """Every register_* hook of every added module, kind by kind: what they register."""
         candidates: list[Registration] = []
         for kind in KINDS:
-            hook = getattr(manager.hook, HOOK_OF_KIND[kind])
+            hook = getattr(self.manager.hook, HOOK_OF_KIND[kind])
             for impl in hook.get_hookimpls():
-                distribution = dist_of_plugin.get(impl.plugin_name, impl.plugin_name)
-                info = registry.plugins[distribution]
-                info.hooks.add(HOOK_OF_KIND[kind])
+                distribution = self.dist_of_plugin.get(impl.plugin_name, impl.plugin_name)
+                self.registry.plugins[distribution].hooks.add(HOOK_OF_KIND[kind])
                 register = _make_register(kind, distribution, candidates)
-                _, error = _guarded(interrupts, lambda: impl.function(*[{"register": register}[n] for n in impl.argnames]))
+                _, error = _guarded(self.interrupts,
+                                    lambda: impl.function(*[{"register": register}[n] for n in impl.argnames]))
                 if error is not None:
-                    registry.problem(distribution, f"hook {HOOK_OF_KIND[kind]} raised {error}")
-    _assign_names(registry, candidates)
-    return registry
+                    self.registry.problem(distribution, f"hook {HOOK_OF_KIND[kind]} raised {error}")
+        return candidates
 
 
 def _make_register(kind: str, distribution: str, candidates: list[Registration]) -> Callable[[Any], None]:
