@@ -135,26 +135,50 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from diffprior.plugins import registry as plugins
-
     settings, flagged, rest = _pre_parse(argv)
     if _command_name(rest) is None:
         return _quick_help(rest, settings)
+    problem = _settle_plugin_settings(settings, flagged, rest)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    registry = _load_plugins(settings)
+    if registry is None:
+        return 2
+    parser = _parser(registry.commands and {n: r.obj for n, r in registry.commands.items()})
+    args = parser.parse_args(rest)
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 0
+    return _run_command(args)
 
+
+def _settle_plugin_settings(settings, flagged: list[str], rest: list[str]) -> str | None:
+    """Checks --disable-plugin and, unless this process is the indexing child, has the plugin
+    index mark the distributions whose import is fatal so that the load skips them; returns
+    what is wrong with the flags, if anything."""
     from diffprior.plugins import index as plugin_index
+    from diffprior.plugins import registry as plugins
 
     eps = plugins.installed_entry_points()
     first_party = {d: plugins.declares_first_party(e[0].dist) for d, e in eps.items()}
     installed = list(eps) + [d for _, d in plugins._extra_plugins]
     problem = _check_disabled(settings, flagged, installed)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return problem
     if not os.environ.get("DIFFPRIOR_INDEXING"):
         # plugins that hang or end the process when imported are found in a watched child first
         records = plugin_index.ensure([d for d in installed if settings.allows(d, first_party.get(d, False))],
                                       retry_fatal=_command_name(rest) == "plugins")
         settings.skip = {d: r["fatal"] for d, r in records.items() if r.get("fatal")}
+    return None
+
+
+def _load_plugins(settings):
+    """The registry under ``settings``, its warnings printed; None (after printing the error)
+    when strict mode made a plugin problem fatal."""
+    from diffprior.plugins import registry as plugins
+
     plugins.configure(settings)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -164,22 +188,28 @@ def _main(argv: list[str]) -> int:
             print(f"warning: {w.message}", file=sys.stderr)
     except plugins.PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if registry.disabled:  # what disabled plugins provide, from earlier indexing: for error messages
-        known = plugin_index.current()
-        for dist in sorted(registry.disabled, key=lambda d: d not in settings.disable):  # named ones first
-            for kind, names in (known.get(dist, {}).get("registers") or {}).items():
-                for name in names:
-                    registry.disabled_names.setdefault((kind, name), []).append(dist)
+        return None
+    if registry.disabled:
+        _note_disabled_names(registry, settings)
+    return registry
 
+
+def _note_disabled_names(registry, settings) -> None:
+    """What disabled plugins provide, from earlier indexing: an unknown name's error message
+    can then say which disabled plugin has it."""
+    from diffprior.plugins import index as plugin_index
+
+    known = plugin_index.current()
+    for dist in sorted(registry.disabled, key=lambda d: d not in settings.disable):  # named ones first
+        for kind, names in (known.get(dist, {}).get("registers") or {}).items():
+            for name in names:
+                registry.disabled_names.setdefault((kind, name), []).append(dist)
+
+
+def _run_command(args) -> int:
+    """Runs the parsed command and turns what it raises into an exit code and one message."""
     from diffprior.errors import ConfigError, UsageError
     from diffprior.runs.directories import RunDirError
-
-    parser = _parser(registry.commands and {n: r.obj for n, r in registry.commands.items()})
-    args = parser.parse_args(rest)
-    if not getattr(args, "_command", None):
-        parser.print_help()
-        return 0
     from diffprior.runs.distributed import error_prefix
 
     rank = error_prefix()  # "rank R/W: " under torchrun, so a failure names its rank
