@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from diffprior import Command, UsageError, positive_int, subcommands
 
@@ -138,13 +140,23 @@ SAMPLE_SEED_STRIDE = 10**6  # sample k of instance i uses seed + i + k·stride: 
 
 
 def _eval(args) -> int:
-    import numpy as np
-
     from . import scaling
-    from .evaluation import best_of, is_single_cycle, perturbed_restarts, shared_edges
-    from .instances import Instances, read_instances, tour_lengths
-    from .solver import (decode_heatmaps, lkh_tours, mix_uniform, nearest_neighbour, recipe, recipe_settings,
-                         uniform_heatmap_tours, with_two_opt)
+
+    _check_eval_args(args)
+    world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
+    prior, instances, part, total = _eval_instances(args, world)
+    seed0 = args.seed + part.start
+    prior_runs = None
+    if not args.baselines_only:
+        prior_runs = _prior_runs(prior, args, part, instances.coords, seed0, progress=not args.quiet and world.is_main)
+    rows = (prior_runs.rows if prior_runs else []) + _baseline_rows(args, instances.coords, seed0, prior_runs)
+    if args.pictures and prior_runs is not None and part.start == 0:  # the process that holds instance 0
+        _draw_pictures(args, instances, prior_runs)
+    return _gather_and_report(args, world, part, total, instances, rows, prior_runs)
+
+
+def _check_eval_args(args) -> None:
+    import numpy as np
 
     if args.sigma < 0 or not np.isfinite(args.sigma):
         raise UsageError(f"--sigma must be a finite number >= 0, got {args.sigma}")
@@ -153,7 +165,13 @@ def _eval(args) -> int:
                          "(then `diffprior merge PARTS... --out EVAL.json`)")
     if args.heatmaps and args.baselines_only:
         raise UsageError("--heatmaps saves the prior's heat-maps, which --baselines-only skips; drop one of them")
-    world = scaling.setup(args)  # torchrun: join the group; args.device becomes this rank's device
+
+
+def _eval_instances(args, world):
+    """(the prior or None, this process's instances, their range in the file, the file's count)."""
+    from .instances import Instances, read_instances
+
+    prior = None
     if args.baselines_only:
         instances = read_instances(args.instances, args.limit)
     else:
@@ -164,96 +182,137 @@ def _eval(args) -> int:
     total = len(instances)
     part = _instance_part(total, args, world)
     instances = Instances(instances.coords[part.start:part.stop], instances.tours[part.start:part.stop])
-    seed0, progress = args.seed + part.start, not args.quiet and world.is_main
-    coords, M = instances.coords, len(instances)
-    reference = tour_lengths(coords, instances.tours)
-    rows: list[tuple[str, str, np.ndarray, float]] = []  # (method, role, tours, seconds)
-    R, sigma = args.restarts, args.sigma
+    return prior, instances, part, total
 
-    if not args.baselines_only:
-        greedy_runs, improved_runs, restart_runs, heatmaps, seconds = [], [], [], [], 0.0
-        for k in range(args.samples):
-            sample_seed = seed0 + k * SAMPLE_SEED_STRIDE
-            solution = _heatmaps(prior, args, start=part.start, count=M, seed=sample_seed, progress=progress)
-            if k == 0:
-                first_solution = solution
-            heat_map = mix_uniform(solution.adjacency, args.uniform_weight)
-            greedy, t_greedy = _timed(decode_heatmaps, heat_map, coords)
-            improved, t_opt = _timed(with_two_opt, coords, greedy)
-            restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=sample_seed)
-            heatmaps.append(solution.adjacency)
-            greedy_runs.append(greedy)
-            improved_runs.append(improved)
-            restart_runs.append(restarted)
-            seconds += solution.seconds
-            t_greedy_all = t_greedy
-        label = "diffprior" + (f", best of {args.samples} samples" if args.samples > 1 else "")
-        greedy, improved = best_of(coords, greedy_runs), best_of(coords, improved_runs)
-        rows.append((f"{label}, greedy", "prior-greedy", greedy, seconds + t_greedy_all * args.samples))
-        rows.append((f"{label}, greedy + 2-opt", "prior-two-opt", improved,
-                     seconds + (t_greedy_all + t_opt) * args.samples))
-        rows.append((f"{label}, {R * args.samples} restarts (σ {sigma}) + 2-opt", "prior-restarts",
-                     best_of(coords, restart_runs), seconds + t_rest * args.samples))
-        prior_seconds = seconds + (t_greedy_all + t_opt) * args.samples
-    uniform, t_uni = _timed(uniform_heatmap_tours, coords)
-    rows.append(("uniform heat-map, greedy", "uniform-greedy", uniform, t_uni))
-    uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
-    rows.append(("uniform heat-map, greedy + 2-opt", "uniform-two-opt", uniform2, t_uni + t_uni2))
-    if args.samples > 1:
-        # the prior's best of K decodes K times: as many perturbed decodings of the uniform heat-map
-        K = args.samples
-        tours, t_k = _timed(perturbed_restarts, coords, None, K, sigma, seed=seed0, two_opt_moves=False)
-        rows.append((f"uniform heat-map, best of {K} perturbed, greedy", "uniform-greedy-best-of-k", tours, t_k))
-        tours, t_k = _timed(perturbed_restarts, coords, None, K, sigma, seed=seed0)
-        rows.append((f"uniform heat-map, best of {K} perturbed + 2-opt", "uniform-two-opt-best-of-k", tours, t_k))
-    restarts, t_r = _timed(perturbed_restarts, coords, None, R * args.samples, sigma, seed=seed0)
-    rows.append((f"uniform heat-map, {R * args.samples} restarts (σ {sigma}) + 2-opt", "uniform-restarts",
-                 restarts, t_r))
-    if not args.baselines_only and not args.no_matched_time:
-        # under torchrun every rank uses the count from the times of all ranks
-        prior_seconds_all, t_r_all, M_all = scaling.sum_over_ranks(prior_seconds, t_r, M)
-        per_restart = t_r_all / (M_all * R * args.samples)
-        matched = int(min(4096, max(1, round(prior_seconds_all / (M_all * per_restart)))))
-        tours, t_m = _timed(perturbed_restarts, coords, None, matched, sigma, seed=seed0)
-        rows.append((f"uniform heat-map, {matched} restarts (matched time) + 2-opt", "uniform-matched", tours, t_m))
+
+@dataclass
+class _PriorRuns:
+    """The prior's rows (method, role, tours, seconds) and what the rest of eval needs of its
+    K samples: the first sample's solution, every sample's heat-maps, the best 2-opt tours and
+    the seconds a greedy + 2-opt tour took (for the matched-time baseline)."""
+
+    rows: list
+    first: Any
+    heatmaps: list
+    improved: Any
+    seconds: float
+
+
+def _prior_runs(prior, args, part: range, coords, seed0: int, progress: bool) -> _PriorRuns:
+    """K heat-maps per instance, each decoded greedily, with 2-opt and with perturbed restarts;
+    each decoding keeps the best of the K samples."""
+    from .evaluation import best_of, perturbed_restarts
+    from .solver import decode_heatmaps, mix_uniform, with_two_opt
+
+    R, sigma, K = args.restarts, args.sigma, args.samples
+    greedy_runs, improved_runs, restart_runs, heatmaps, seconds = [], [], [], [], 0.0
+    for k in range(K):
+        sample_seed = seed0 + k * SAMPLE_SEED_STRIDE
+        solution = _heatmaps(prior, args, start=part.start, count=len(coords), seed=sample_seed, progress=progress)
+        if k == 0:
+            first_solution = solution
+        heat_map = mix_uniform(solution.adjacency, args.uniform_weight)
+        greedy, t_greedy = _timed(decode_heatmaps, heat_map, coords)
+        improved, t_opt = _timed(with_two_opt, coords, greedy)
+        restarted, t_rest = _timed(perturbed_restarts, coords, heat_map, R, sigma, seed=sample_seed)
+        heatmaps.append(solution.adjacency)
+        greedy_runs.append(greedy)
+        improved_runs.append(improved)
+        restart_runs.append(restarted)
+        seconds += solution.seconds
+    # the decodings' times are those of the last sample, counted K times
+    label = "diffprior" + (f", best of {K} samples" if K > 1 else "")
+    greedy, improved = best_of(coords, greedy_runs), best_of(coords, improved_runs)
+    rows = [(f"{label}, greedy", "prior-greedy", greedy, seconds + t_greedy * K),
+            (f"{label}, greedy + 2-opt", "prior-two-opt", improved, seconds + (t_greedy + t_opt) * K),
+            (f"{label}, {R * K} restarts (σ {sigma}) + 2-opt", "prior-restarts", best_of(coords, restart_runs),
+             seconds + t_rest * K)]
+    return _PriorRuns(rows, first_solution, heatmaps, improved, seconds + (t_greedy + t_opt) * K)
+
+
+def _baseline_rows(args, coords, seed0: int, prior_runs: _PriorRuns | None) -> list:
+    """The uniform heat-map's decodings, the matched-time restarts (given the prior's time),
+    nearest neighbour and LKH, in the table's order."""
+    from .solver import lkh_tours, nearest_neighbour, with_two_opt
+
+    rows, t_restarts = _uniform_rows(args, coords, seed0)
+    if prior_runs is not None and not args.no_matched_time:
+        rows.append(_matched_time_row(args, coords, seed0, prior_runs.seconds, t_restarts))
     nn, t_nn = _timed(nearest_neighbour, coords)
     nn2, t_nn2 = _timed(with_two_opt, coords, nn)
     rows.append(("nearest neighbour + 2-opt", "nearest-neighbour", nn2, t_nn + t_nn2))
     if not args.no_lkh:
         lkh, t_lkh = _timed(lkh_tours, coords)
         rows.append(("elkai (LKH, 1 run)", "lkh", lkh, t_lkh))
+    return rows
 
-    if args.pictures and not args.baselines_only and part.start == 0:  # the process that holds instance 0
-        from .pictures import draw_solution
 
-        args.pictures.mkdir(parents=True, exist_ok=True)
-        for i in range(min(args.pictures_count, M)):
-            path = args.pictures / f"instance-{i:04d}.png"
-            draw_solution(path, coords[i], first_solution.adjacency[i], first_solution.images[i, 0], improved[i],
-                          instances.tours[i], title=f"instance {i}")
-        print(f"pictures → {args.pictures}/")
+def _uniform_rows(args, coords, seed0: int) -> tuple[list, float]:
+    """The uniform heat-map: greedy, with 2-opt, best of K perturbed (as many decodings as the
+    prior's K samples) and R·K restarts; also the restarts' seconds."""
+    from .evaluation import perturbed_restarts
+    from .solver import uniform_heatmap_tours, with_two_opt
 
-    # from here on, per-instance lengths: gathered from every rank, or written as a --shard part
-    heat = {}
-    if not args.baselines_only:
-        heat = {"single_cycle": is_single_cycle(first_solution.adjacency).astype(np.float64),
-                "greedy_shared_edges": shared_edges(rows[0][2], instances.tours),
-                "uniform_greedy_shared_edges": shared_edges(uniform, instances.tours)}
+    R, sigma, K = args.restarts, args.sigma, args.samples
+    uniform, t_uni = _timed(uniform_heatmap_tours, coords)
+    uniform2, t_uni2 = _timed(with_two_opt, coords, uniform)
+    rows = [("uniform heat-map, greedy", "uniform-greedy", uniform, t_uni),
+            ("uniform heat-map, greedy + 2-opt", "uniform-two-opt", uniform2, t_uni + t_uni2)]
+    if K > 1:
+        tours, t_k = _timed(perturbed_restarts, coords, None, K, sigma, seed=seed0, two_opt_moves=False)
+        rows.append((f"uniform heat-map, best of {K} perturbed, greedy", "uniform-greedy-best-of-k", tours, t_k))
+        tours, t_k = _timed(perturbed_restarts, coords, None, K, sigma, seed=seed0)
+        rows.append((f"uniform heat-map, best of {K} perturbed + 2-opt", "uniform-two-opt-best-of-k", tours, t_k))
+    restarts, t_r = _timed(perturbed_restarts, coords, None, R * K, sigma, seed=seed0)
+    rows.append((f"uniform heat-map, {R * K} restarts (σ {sigma}) + 2-opt", "uniform-restarts", restarts, t_r))
+    return rows, t_r
+
+
+def _matched_time_row(args, coords, seed0: int, prior_seconds: float, t_restarts: float) -> tuple:
+    """As many uniform restarts as fit in the prior's wall time per instance."""
+    from . import scaling
+    from .evaluation import perturbed_restarts
+
+    # under torchrun every rank uses the count from the times of all ranks
+    prior_seconds_all, t_r_all, M_all = scaling.sum_over_ranks(prior_seconds, t_restarts, len(coords))
+    per_restart = t_r_all / (M_all * args.restarts * args.samples)
+    matched = int(min(4096, max(1, round(prior_seconds_all / (M_all * per_restart)))))
+    tours, t_m = _timed(perturbed_restarts, coords, None, matched, args.sigma, seed=seed0)
+    return (f"uniform heat-map, {matched} restarts (matched time) + 2-opt", "uniform-matched", tours, t_m)
+
+
+def _draw_pictures(args, instances, prior_runs: _PriorRuns) -> None:
+    from .pictures import draw_solution
+
+    first = prior_runs.first
+    args.pictures.mkdir(parents=True, exist_ok=True)
+    for i in range(min(args.pictures_count, len(instances))):
+        path = args.pictures / f"instance-{i:04d}.png"
+        draw_solution(path, instances.coords[i], first.adjacency[i], first.images[i, 0], prior_runs.improved[i],
+                      instances.tours[i], title=f"instance {i}")
+    print(f"pictures → {args.pictures}/")
+
+
+def _gather_and_report(args, world, part: range, total: int, instances, rows: list, prior_runs) -> int:
+    """Per-instance lengths gathered from every rank, then the report, or a --shard part."""
+    import numpy as np
+
+    from . import scaling
+    from .instances import tour_lengths
+
+    coords = instances.coords
+    reference = tour_lengths(coords, instances.tours)
+    heat = {} if prior_runs is None else _heat_statistics(prior_runs, rows, instances.tours)
     lengths = {f"method.{k}": tour_lengths(coords, tours) for k, (_, _, tours, _) in enumerate(rows)}
     joined = scaling.gather_arrays({"reference": reference, **lengths, **{f"heat.{k}": v for k, v in heat.items()}})
     if args.heatmaps:
         _save_heatmaps(args, scaling.gather_arrays({
-            "adjacency": np.stack(heatmaps, 1).astype(np.float32), "coords": coords,
+            "adjacency": np.stack(prior_runs.heatmaps, 1).astype(np.float32), "coords": coords,
             "index": np.arange(part.start, part.stop)}), world)
     seconds_all = scaling.sum_over_ranks(*(r[3] for r in rows))
     methods = [(name, role, joined[f"method.{k}"], seconds_all[k]) for k, (name, role, _, _) in enumerate(rows)]
     heat = {k: joined[f"heat.{k}"] for k in heat}
-    header = {"instances_file": str(args.instances), "instances_sha256": scaling.file_digest(args.instances),
-              "cities": instances.size, "settings": recipe_settings(recipe(args.instances, _overrides(args), seed=args.seed)),
-              "samples": args.samples, "restarts": R, "sigma": sigma, "uniform_weight": args.uniform_weight,
-              "first_seed": args.seed,
-              "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
-              "precision": args.precision}
+    header = _eval_header(args, instances)
     if not world.is_main:
         return 0
     if not args.shard.whole:
@@ -263,6 +322,32 @@ def _eval(args) -> int:
               "(a partial result; join the shards with `diffprior merge PARTS... --out EVAL.json`)")
         return 0
     return _report(header, methods, joined["reference"], heat, json_path=args.json, plot=args.plot)
+
+
+def _heat_statistics(prior_runs: _PriorRuns, rows: list, reference_tours) -> dict:
+    """Per instance: whether the first sample's heat-map is a tour, and the share of the
+    reference's edges in the prior's and the uniform heat-map's greedy tours."""
+    import numpy as np
+
+    from .evaluation import is_single_cycle, shared_edges
+
+    uniform_greedy = next(tours for _, role, tours, _ in rows if role == "uniform-greedy")
+    return {"single_cycle": is_single_cycle(prior_runs.first.adjacency).astype(np.float64),
+            "greedy_shared_edges": shared_edges(rows[0][2], reference_tours),
+            "uniform_greedy_shared_edges": shared_edges(uniform_greedy, reference_tours)}
+
+
+def _eval_header(args, instances) -> dict:
+    """What the report and a --shard part say about how the evaluation was run."""
+    from . import scaling
+    from .solver import recipe, recipe_settings
+
+    return {"instances_file": str(args.instances), "instances_sha256": scaling.file_digest(args.instances),
+            "cities": instances.size, "settings": recipe_settings(recipe(args.instances, _overrides(args), seed=args.seed)),
+            "samples": args.samples, "restarts": args.restarts, "sigma": args.sigma,
+            "uniform_weight": args.uniform_weight, "first_seed": args.seed,
+            "checkpoint": args.checkpoint, "baselines_only": args.baselines_only, "device": args.device,
+            "precision": args.precision}
 
 
 def _save_heatmaps(args, arrays: dict, world) -> None:
@@ -288,11 +373,28 @@ def _instance_part(total: int, args, world) -> range:
 def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_path=None, plot=None) -> int:
     """The table, the paired comparisons and the JSON of a whole instance file, from per-instance
     tour lengths (``methods``: (name, role, lengths, seconds)); what ``merge`` prints too."""
+    table, gaps, name_of = _method_table(methods, reference)
+    comparisons, heatmap = [], {}
+    if not header["baselines_only"]:
+        heatmap = {"single_cycle_share": float(heat["single_cycle"].mean()),
+                   "greedy_shared_edges": float(heat["greedy_shared_edges"].mean()),
+                   "uniform_greedy_shared_edges": float(heat["uniform_greedy_shared_edges"].mean())}
+        comparisons = _paired_comparisons(gaps, name_of, seed=header["first_seed"])
+    _print_report(header, reference, table, heatmap, comparisons)
+    if json_path:
+        _write_report_json(Path(json_path), header, reference, table, comparisons, heatmap, gaps)
+    if plot:
+        from .evaluation import plot_gap_against_time
 
-    from .evaluation import paired_bootstrap, plot_gap_against_time
+        path = plot_gap_against_time(table, plot, f"TSP-{header['cities']}, {len(reference)} instances of "
+                                                  f"{Path(header['instances_file']).name}")
+        print(f"gap against time → {path}")
+    return 0
 
-    M, R, sigma, samples = len(reference), header["restarts"], header["sigma"], header["samples"]
-    baselines_only = header["baselines_only"]
+
+def _method_table(methods: list[tuple], reference) -> tuple[list[dict], dict, dict]:
+    """The table's rows, each method's per-instance gaps (%) and the method name of each role."""
+    M = len(reference)
     table, gaps, name_of = [], {}, {}
     for name, role, lengths, seconds in methods:
         gaps[name] = 100 * (lengths / reference - 1)
@@ -300,25 +402,37 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
         table.append({"method": name, "mean_length": float(lengths.mean()),
                       "gap_percent": 100 * (float(lengths.sum()) / float(reference.sum()) - 1),
                       "seconds_per_instance": seconds / M})
-    comparisons, heatmap = [], {}
-    if not baselines_only:
-        heatmap = {"single_cycle_share": float(heat["single_cycle"].mean()),
-                   "greedy_shared_edges": float(heat["greedy_shared_edges"].mean()),
-                   "uniform_greedy_shared_edges": float(heat["uniform_greedy_shared_edges"].mean())}
-        pairs = [("prior-greedy", "uniform-greedy"), ("prior-two-opt", "uniform-two-opt"),
-                 ("prior-greedy", "uniform-greedy-best-of-k"), ("prior-two-opt", "uniform-two-opt-best-of-k"),
-                 ("prior-restarts", "uniform-restarts"), ("prior-two-opt", "uniform-matched")]
-        for a, b in ((name_of[a], name_of[b]) for a, b in pairs if a in name_of and b in name_of):
-            mean, low, high = paired_bootstrap(gaps[a], gaps[b], seed=header["first_seed"])
-            wins = int((gaps[a] < gaps[b] - 1e-9).sum())
-            losses = int((gaps[a] > gaps[b] + 1e-9).sum())
-            comparisons.append({"method": a, "baseline": b, "gap_difference": mean, "low": low, "high": high,
-                                "wins": wins, "losses": losses})
-    s, cities, source = header["settings"], header["cities"], Path(header["instances_file"])
-    print(f"TSP-{cities}: {M} instances of {source}; reference mean length {float(reference.mean()):.5f}")
-    if not baselines_only:
+    return table, gaps, name_of
+
+
+# each decoding of the prior's heat-map against the same decoding of the uniform heat-map
+_PAIRS = [("prior-greedy", "uniform-greedy"), ("prior-two-opt", "uniform-two-opt"),
+          ("prior-greedy", "uniform-greedy-best-of-k"), ("prior-two-opt", "uniform-two-opt-best-of-k"),
+          ("prior-restarts", "uniform-restarts"), ("prior-two-opt", "uniform-matched")]
+
+
+def _paired_comparisons(gaps: dict, name_of: dict, seed: int) -> list[dict]:
+    """The paired bootstrap of the gap difference, wins and losses of every pair present."""
+    from .evaluation import paired_bootstrap
+
+    comparisons = []
+    for a, b in ((name_of[a], name_of[b]) for a, b in _PAIRS if a in name_of and b in name_of):
+        mean, low, high = paired_bootstrap(gaps[a], gaps[b], seed=seed)
+        wins = int((gaps[a] < gaps[b] - 1e-9).sum())
+        losses = int((gaps[a] > gaps[b] + 1e-9).sum())
+        comparisons.append({"method": a, "baseline": b, "gap_difference": mean, "low": low, "high": high,
+                            "wins": wins, "losses": losses})
+    return comparisons
+
+
+def _print_report(header: dict, reference, table: list[dict], heatmap: dict, comparisons: list[dict]) -> None:
+    s = header["settings"]
+    print(f"TSP-{header['cities']}: {len(reference)} instances of {Path(header['instances_file'])}; "
+          f"reference mean length {float(reference.mean()):.5f}")
+    if not header["baselines_only"]:
         print(f"prior: {header['checkpoint'] or 'bundled tsp50'}; {s['steps']} steps, gradient {s['gradient']}, "
-              f"batch {s['batch_size']}, samples {samples}, device {header['device']}, precision {header['precision']}"
+              f"batch {s['batch_size']}, samples {header['samples']}, device {header['device']}, "
+              f"precision {header['precision']}"
               + (f"; decoded with uniform weight {header['uniform_weight']}" if header["uniform_weight"] else ""))
     width = max(len(r["method"]) for r in table)
     print(f"{'method':<{width}}  {'mean length':>11}  {'gap':>8}  {'s / instance':>12}")
@@ -334,19 +448,17 @@ def _report(header: dict, methods: list[tuple], reference, heat: dict, *, json_p
             verdict = "better" if c["high"] < 0 else "worse" if c["low"] > 0 else "not distinguishable"
             print(f"  {c['method']}  vs  {c['baseline']}: {c['gap_difference']:+.3f} "
                   f"[{c['low']:+.3f}, {c['high']:+.3f}]  wins {c['wins']} / losses {c['losses']}  ({verdict})")
-    if json_path:
-        json_path = Path(json_path)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({
-            "instances": M, "cities": cities, "settings": s, "samples": samples,
-            "restarts": R, "sigma": sigma, "uniform_weight": header["uniform_weight"],
-            "reference_mean": float(reference.mean()), "rows": table,
-            "comparisons": comparisons, "heatmap": heatmap, "first_seed": header["first_seed"],
-            "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
-    if plot:
-        path = plot_gap_against_time(table, plot, f"TSP-{cities}, {M} instances of {source.name}")
-        print(f"gap against time → {path}")
-    return 0
+
+
+def _write_report_json(path: Path, header: dict, reference, table, comparisons, heatmap, gaps) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "instances": len(reference), "cities": header["cities"], "settings": header["settings"],
+        "samples": header["samples"], "restarts": header["restarts"], "sigma": header["sigma"],
+        "uniform_weight": header["uniform_weight"],
+        "reference_mean": float(reference.mean()), "rows": table,
+        "comparisons": comparisons, "heatmap": heatmap, "first_seed": header["first_seed"],
+        "per_instance_gap_percent": {k: [round(float(g), 6) for g in v] for k, v in gaps.items()}}, indent=1) + "\n")
 
 
 def merge_eval_parts(parts: list, out: Path) -> int:
