@@ -168,184 +168,283 @@ def _device(name: str) -> str:
 def train(config: TrainConfig, out_dir: Path | str, *, resume: bool = False, progress: bool = True,
           log=print) -> Path:
     """Train (or resume) a prior; returns the path of the exported EMA checkpoint."""
-    import torch
-    from diffprior import ConfigError, NoiseSchedule, distributed, save_grid
+    trainer = _Trainer(config, Path(out_dir), progress, log)
+    trainer.start(resume)
+    return trainer.run()
 
-    from .checkpoints import save_checkpoint
-    from .data_sources import load_training_data
-    from .model import UNet
-    from .prior import UNetPrior
 
-    out = Path(out_dir)
-    state_path = out / STATE_FILE
-    opt_cfg = config.train
-    if opt_cfg.threads:
-        torch.set_num_threads(opt_cfg.threads)
-    device = _device(opt_cfg.device)
-    world, device = distributed.setup(device)  # torchrun: join the group; cuda:LOCAL_RANK per rank
-    if opt_cfg.batch_size % world.size:
-        raise ConfigError(f"train.batch_size = {opt_cfg.batch_size} is the global batch: it must be a multiple of "
-                          f"the {world.size} processes (each trains on an equal slice)")
-    rows = slice(world.rank * opt_cfg.batch_size // world.size, (world.rank + 1) * opt_cfg.batch_size // world.size)
-    if not world.is_main:
-        progress, log = False, _silent
-    images = load_training_data(config.data, config.model.image_size, config.model.in_channels)
-    noise = NoiseSchedule.named(config.noise.schedule, config.noise.T)
-    alphas_cumprod = noise.alphas_cumprod.float().to(device)
+class _Trainer:
+    """One training session: the process's device and rank, the data, the model with its EMA
+    and optimizer, and the one seeded generator that draws every batch (so a resumed run
+    draws what an uninterrupted one would)."""
 
-    torch.manual_seed(config.seed)
-    model = UNet(config.model).to(device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, weight_decay=opt_cfg.weight_decay)
-    batches = torch.Generator().manual_seed(config.seed)  # data order, t and ε: resumable
-    step = 0
-    budget = {"steps": 0, "images_seen": 0, "seconds": 0.0, "sessions": 0}
-    if resume:
+    def __init__(self, config: TrainConfig, out: Path, progress: bool, log):
+        import torch
+        from diffprior import ConfigError, NoiseSchedule, distributed
+
+        from .data_sources import load_training_data
+
+        self.config, self.cfg, self.out = config, config.train, out
+        self.state_path = out / STATE_FILE
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        self.world, self.device = distributed.setup(_device(self.cfg.device))  # torchrun: cuda:LOCAL_RANK per rank
+        B, world = self.cfg.batch_size, self.world
+        if B % world.size:
+            raise ConfigError(f"train.batch_size = {B} is the global batch: it must be a multiple of "
+                              f"the {world.size} processes (each trains on an equal slice)")
+        self.rows = slice(world.rank * B // world.size, (world.rank + 1) * B // world.size)
+        self.progress, self.log = (progress, log) if world.is_main else (False, _silent)
+        self.images = load_training_data(config.data, config.model.image_size, config.model.in_channels)
+        self.noise = NoiseSchedule.named(config.noise.schedule, config.noise.T)
+        self.alphas_cumprod = self.noise.alphas_cumprod.float().to(self.device)
+        self._build_model()
+
+    def _build_model(self) -> None:
+        import torch
+
+        from .model import UNet
+
+        torch.manual_seed(self.config.seed)  # the initial weights
+        self.model = UNet(self.config.model).to(self.device)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.batches = torch.Generator().manual_seed(self.config.seed)  # data order, t and ε: resumable
+        self.step = 0
+        self.budget = {"steps": 0, "images_seen": 0, "seconds": 0.0, "sessions": 0}
+        self.net = self.model  # the module itself: its state is saved and exported
+
+    def start(self, resume: bool) -> None:
+        """Reads the state to resume from (or refuses to overwrite a run), prepares the output
+        folder and, under torchrun, wraps the model in DistributedDataParallel."""
+        import torch
+        from diffprior import ConfigError, distributed
+
+        if resume:
+            self._resume()
+        elif self.state_path.exists() or (self.out / "state.pt").exists():
+            raise ConfigError(f"{self.out} already holds a training run; pass --resume or choose another --out")
+        distributed.barrier()  # every rank has read the state before rank 0 may write a new one
+        if self.world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "samples").mkdir(exist_ok=True)
+            _truncate_losses(self.out / "losses.csv", self.step)
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(self.model, device_ids=[torch.device(self.device).index]
+                                                 if self.device.startswith("cuda") else None)
+        self._log_setup()
+        self.autocast = torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16,
+                                       enabled=self.use_bf16)
+        self.images = self.images.to(self.device)
+        self.session_start_step = self.step
+
+    def _resume(self) -> None:
+        from diffprior import ConfigError
+
+        config, state_path = self.config, self.state_path
         if not state_path.exists():
             raise ConfigError(f"--resume: no training state at {state_path}; run without --resume to start")
         tensors, meta = read_state(state_path)
         if meta["config"]["model"] != config.model.model_dump() or meta["config"]["noise"] != config.noise.model_dump():
             raise ConfigError(f"--resume: {state_path} was trained with another model or noise schedule than this config")
-        model.load_state_dict(_prefixed(tensors, "model."))
-        ema.load_state_dict(_prefixed(tensors, "ema."))
-        optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"], device))
-        batches.set_state(tensors["generator"])
-        step = int(meta["step"])
-        budget = meta.get("budget", budget)
-        log(f"resuming {config.name} at step {step} from {state_path}")
-    elif state_path.exists() or (out / "state.pt").exists():
-        raise ConfigError(f"{out} already holds a training run; pass --resume or choose another --out")
-    distributed.barrier()  # every rank has read the state before rank 0 may write a new one
-    if world.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
-        _truncate_losses(out / "losses.csv", step)
-    net = model  # the module itself: its state is saved and exported
-    if world.distributed:
-        from torch.nn.parallel import DistributedDataParallel
+        self.model.load_state_dict(_prefixed(tensors, "model."))
+        self.ema.load_state_dict(_prefixed(tensors, "ema."))
+        self.optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"], self.device))
+        self.batches.set_state(tensors["generator"])
+        self.step = int(meta["step"])
+        self.budget = meta.get("budget", self.budget)
+        self.log(f"resuming {config.name} at step {self.step} from {state_path}")
 
-        model = DistributedDataParallel(model, device_ids=[torch.device(device).index] if device.startswith("cuda")
-                                        else None)
-    n_params = sum(p.numel() for p in model.parameters())
-    on = (f" on {world.size} processes ({opt_cfg.batch_size // world.size} images each)"
-          if world.distributed else "")
-    log(f"training {config.name}: {n_params / 1e6:.2f}M parameters, {len(images)} images "
-        f"{list(images.shape[1:])}, device {device}, {opt_cfg.steps} steps of {opt_cfg.batch_size}{on}")
-    use_bf16 = opt_cfg.mixed_precision == "bf16" or (opt_cfg.mixed_precision == "auto" and native_bf16(device))
-    log(f"precision: {'bf16 autocast' if use_bf16 else 'fp32'} (train.mixed_precision = {opt_cfg.mixed_precision!r})")
+    def _log_setup(self) -> None:
+        cfg, world, images = self.cfg, self.world, self.images
+        n_params = sum(p.numel() for p in self.model.parameters())
+        on = f" on {world.size} processes ({cfg.batch_size // world.size} images each)" if world.distributed else ""
+        self.log(f"training {self.config.name}: {n_params / 1e6:.2f}M parameters, {len(images)} images "
+                 f"{list(images.shape[1:])}, device {self.device}, {cfg.steps} steps of {cfg.batch_size}{on}")
+        self.use_bf16 = cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and native_bf16(self.device))
+        self.log(f"precision: {'bf16 autocast' if self.use_bf16 else 'fp32'} "
+                 f"(train.mixed_precision = {cfg.mixed_precision!r})")
 
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16)
-    images = images.to(device)
-    shape = images.shape[1:]
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> Path:
+        """Steps until train.steps, max_minutes or a stop request; exports at every
+        checkpoint_every and at the end. Returns the exported checkpoint's path."""
+        cfg = self.cfg
+        self.start_time = time.perf_counter()
+        loss_log = _LossLog(self.out / "losses.csv", self.world.is_main, cfg.steps, self.step,
+                            f"train {self.config.name}", self.progress)
+        path = None
+        self.model.train()
+        with _StopRequests() as stop_requests:
+            try:
+                while self.step < cfg.steps:
+                    loss = self.train_step()
+                    value, stop = self._loss_and_stop(loss, stop_requests)
+                    loss_log.record(self.step, value)
+                    if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps or stop:
+                        path = self.checkpoint(loss_log.losses)
+                    if stop:
+                        reason = (f"{stop_requests.name} received" if stop_requests.signal is not None
+                                  else f"max_minutes = {cfg.max_minutes} reached")
+                        self.log(f"stopping at step {self.step}: {reason}; saved {path} (resume with --resume)")
+                        break
+            except KeyboardInterrupt:  # a second Ctrl-C: the step in flight may be half done, so nothing is saved
+                self.log(f"interrupted during step {self.step + 1}: state.safetensors holds the last checkpoint "
+                         f"(resume with --resume)")
+                raise
+            finally:
+                loss_log.close()
+        if stop_requests.signal == signal.SIGINT:
+            raise KeyboardInterrupt  # saved at a step boundary above; the command reports the interruption
+        if path is None:  # resumed a finished run
+            path = self.export(self.step, time.perf_counter() - self.start_time, loss_log.losses)
+        self.log(f"saved the EMA prior {path} (+ .json), samples in {self.out / 'samples'}")
+        return path
 
-    session_start_step = step
+    def train_step(self):
+        """One AdamW step of L_simple on this rank's slice of the next global batch, then the EMA."""
+        import torch
 
-    def export(step_now: int, elapsed: float, losses: list[float]) -> Path:
-        done = step_now - session_start_step
-        total = {"steps": step_now, "images_seen": budget["images_seen"] + done * opt_cfg.batch_size,
-                 "seconds": round(budget["seconds"] + elapsed, 3), "sessions": budget["sessions"] + 1}  # to the ms: a short session still counts
-        info = {"steps": step_now, "batch_size": opt_cfg.batch_size, "lr": opt_cfg.lr,
-                "lr_now": learning_rate(max(step_now - 1, 0), opt_cfg), "ema_decay": opt_cfg.ema_decay,
-                "global_batch_size": opt_cfg.batch_size, "processes": world.size,
-                "images": len(images), "data": config.data.model_dump(mode="json"), "seed": config.seed,
-                "seconds_this_session": round(elapsed, 1), "device": device,
-                "precision": "bf16-autocast" if use_bf16 else "fp32", "budget": total,
-                "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
-        path = out / f"{config.name}.safetensors"
-        if world.is_main:  # rank 0 writes
-            path = save_checkpoint(ema, out / config.name, noise=noise, training=info, dtype=opt_cfg.save_dtype)
-            write_state(state_path, net, ema, optimizer, batches,
-                        {"step": step_now, "config": config.model_dump(mode="json"), "budget": total})
-            if opt_cfg.sample_count:
-                prior = UNetPrior(ema, noise)
-                x = prior.sample(opt_cfg.sample_count, steps=opt_cfg.sample_steps, method="ddim")
+        x0, t, eps = self._next_batch()
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, self.cfg)
+        with self.autocast:
+            loss = (self.model(x_t, t).float() - eps).pow(2).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.step}; lower train.lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self._update_ema()
+        return loss
+
+    def _next_batch(self):
+        """(x₀, t, ε) of this rank: every rank draws the same global batch from the generator."""
+        import torch
+
+        B, device, gen = self.cfg.batch_size, self.device, self.batches
+        idx = torch.randint(len(self.images), (B,), generator=gen).to(device)
+        t = torch.randint(self.noise.T, (B,), generator=gen).to(device)
+        eps = torch.randn((B, *self.images.shape[1:]), generator=gen).to(device)
+        if self.world.distributed:  # this rank's slice of the global batch (all ranks drew the same one)
+            idx, t, eps = idx[self.rows], t[self.rows], eps[self.rows]
+        return self._augment(self.images[idx]), t, eps
+
+    def _augment(self, x0):
+        import torch
+
+        data = self.config.data
+        if not (data.hflip or data.vflip or data.transpose):
+            return x0
+        # drawn only when some augmentation is on, so older recipes resume with the same stream
+        flips = torch.rand(self.cfg.batch_size, 3 if data.transpose else 2,
+                           generator=self.batches).to(self.device)[self.rows] < 0.5
+        if data.hflip:
+            x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
+        if data.vflip:
+            x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
+        if data.transpose:
+            x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
+        return x0
+
+    def _update_ema(self) -> None:
+        import torch
+
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for p_ema, p in zip(self.ema.parameters(), self.net.parameters()):
+                p_ema.lerp_(p, 1 - decay)
+
+    def _loss_and_stop(self, loss, stop_requests: _StopRequests) -> tuple[float, bool]:
+        """The step's loss (the global batch's under torchrun) and whether to stop now
+        (max_minutes spent or a stop requested): one decision for all ranks."""
+        from diffprior import distributed
+
+        cfg = self.cfg
+        out_of_time = cfg.max_minutes is not None and time.perf_counter() - self.start_time > 60 * cfg.max_minutes
+        out_of_time = out_of_time or stop_requests.signal is not None
+        if self.world.distributed:
+            value, stop = distributed.all_sum([loss.item() / self.world.size, float(out_of_time)])
+            return value, stop > 0
+        return loss.item(), out_of_time
+
+    # -- checkpoints -------------------------------------------------------------------
+    def checkpoint(self, losses: list[float]) -> Path:
+        self.model.eval()
+        path = self.export(self.step, time.perf_counter() - self.start_time, losses)
+        self.model.train()
+        return path
+
+    def export(self, step_now: int, elapsed: float, losses: list[float]) -> Path:
+        """The EMA prior (NAME.safetensors + NAME.json), the training state and a sample grid,
+        written by rank 0; every rank returns the prior's path."""
+        from diffprior import distributed, save_grid
+
+        from .checkpoints import save_checkpoint
+        from .prior import UNetPrior
+
+        cfg, out, name = self.cfg, self.out, self.config.name
+        info, total = self._training_record(step_now, elapsed, losses)
+        path = out / f"{name}.safetensors"
+        if self.world.is_main:  # rank 0 writes
+            path = save_checkpoint(self.ema, out / name, noise=self.noise, training=info, dtype=cfg.save_dtype)
+            write_state(self.state_path, self.net, self.ema, self.optimizer, self.batches,
+                        {"step": step_now, "config": self.config.model_dump(mode="json"), "budget": total})
+            if cfg.sample_count:
+                prior = UNetPrior(self.ema, self.noise)
+                x = prior.sample(cfg.sample_count, steps=cfg.sample_steps, method="ddim")
                 save_grid(x, out / "samples" / f"step-{step_now:06d}.png", prior.data_range, scale=2)
         # every rank exports at this step: the others wait for rank 0 here, not in the next
         # step's gradient all-reduce, whose DIFFPRIOR_DIST_TIMEOUT a long sample grid could exceed
         distributed.wait_for_others()
         return path
 
-    from tqdm.auto import tqdm
+    def _training_record(self, step_now: int, elapsed: float, losses: list[float]) -> tuple[dict, dict]:
+        """(the checkpoint JSON's training record, the budget spent over all sessions)."""
+        cfg, budget = self.cfg, self.budget
+        done = step_now - self.session_start_step
+        total = {"steps": step_now, "images_seen": budget["images_seen"] + done * cfg.batch_size,
+                 "seconds": round(budget["seconds"] + elapsed, 3), "sessions": budget["sessions"] + 1}  # to the ms: a short session still counts
+        info = {"steps": step_now, "batch_size": cfg.batch_size, "lr": cfg.lr,
+                "lr_now": learning_rate(max(step_now - 1, 0), cfg), "ema_decay": cfg.ema_decay,
+                "global_batch_size": cfg.batch_size, "processes": self.world.size,
+                "images": len(self.images), "data": self.config.data.model_dump(mode="json"), "seed": self.config.seed,
+                "seconds_this_session": round(elapsed, 1), "device": self.device,
+                "precision": "bf16-autocast" if self.use_bf16 else "fp32", "budget": total,
+                "final_loss": round(sum(losses[-100:]) / max(len(losses[-100:]), 1), 5)}
+        return info, total
 
-    start = time.perf_counter()
-    losses: list[float] = []
-    log_file = (out / "losses.csv").open("a", newline="") if world.is_main else _NullFile()
-    writer = csv.writer(log_file)
-    bar = tqdm(total=opt_cfg.steps, initial=step, desc=f"train {config.name}", disable=not progress, dynamic_ncols=True)
-    path = None
-    smoothed = None
-    model.train()
-    with _StopRequests() as stop_requests:
-        try:
-            while step < opt_cfg.steps:
-                idx = torch.randint(len(images), (opt_cfg.batch_size,), generator=batches).to(device)
-                t = torch.randint(noise.T, (opt_cfg.batch_size,), generator=batches).to(device)
-                eps = torch.randn((opt_cfg.batch_size, *shape), generator=batches).to(device)
-                if world.distributed:  # this rank's slice of the global batch (all ranks drew the same one)
-                    idx, t, eps = idx[rows], t[rows], eps[rows]
-                x0 = images[idx]
-                if config.data.hflip or config.data.vflip or config.data.transpose:
-                    # drawn only when some augmentation is on, so older recipes resume with the same stream
-                    flips = torch.rand(opt_cfg.batch_size, 3 if config.data.transpose else 2,
-                                       generator=batches).to(device)[rows] < 0.5
-                    if config.data.hflip:
-                        x0 = torch.where(flips[:, 0, None, None, None], x0.flip(-1), x0)
-                    if config.data.vflip:
-                        x0 = torch.where(flips[:, 1, None, None, None], x0.flip(-2), x0)
-                    if config.data.transpose:
-                        x0 = torch.where(flips[:, 2, None, None, None], x0.transpose(-1, -2), x0)
-                a = alphas_cumprod[t].view(-1, 1, 1, 1)
-                x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(step, opt_cfg)
-                with autocast:
-                    loss = (model(x_t, t).float() - eps).pow(2).mean()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower train.lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), opt_cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                decay = min(opt_cfg.ema_decay, (1 + step) / (10 + step))
-                with torch.no_grad():
-                    for p_ema, p in zip(ema.parameters(), net.parameters()):
-                        p_ema.lerp_(p, 1 - decay)
-                out_of_time = opt_cfg.max_minutes is not None and time.perf_counter() - start > 60 * opt_cfg.max_minutes
-                out_of_time = out_of_time or stop_requests.signal is not None
-                if world.distributed:  # the global batch's loss, and one decision to stop for all ranks
-                    value, stop = distributed.all_sum([loss.item() / world.size, float(out_of_time)])
-                    out_of_time = stop > 0
-                else:
-                    value = loss.item()
-                losses.append(value)
-                writer.writerow([step, f"{value:.5f}"])
-                log_file.flush()  # `tail -f losses.csv` follows every step (and a crash loses no row)
-                smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{smoothed:.4f}")
-                if step % opt_cfg.checkpoint_every == 0 or step == opt_cfg.steps or out_of_time:
-                    model.eval()
-                    path = export(step, time.perf_counter() - start, losses)
-                    model.train()
-                if out_of_time:
-                    reason = (f"{stop_requests.name} received" if stop_requests.signal is not None
-                              else f"max_minutes = {opt_cfg.max_minutes} reached")
-                    log(f"stopping at step {step}: {reason}; saved {path} (resume with --resume)")
-                    break
-        except KeyboardInterrupt:  # a second Ctrl-C: the step in flight may be half done, so nothing is saved
-            log(f"interrupted during step {step + 1}: state.safetensors holds the last checkpoint "
-                f"(resume with --resume)")
-            raise
-        finally:
-            bar.close()
-            log_file.close()
-    if stop_requests.signal == signal.SIGINT:
-        raise KeyboardInterrupt  # saved at a step boundary above; the command reports the interruption
-    if path is None:  # resumed a finished run
-        path = export(step, time.perf_counter() - start, losses)
-    log(f"saved the EMA prior {path} (+ .json), samples in {out / 'samples'}")
-    return path
+
+class _LossLog:
+    """Each step's loss: kept for the checkpoint's final_loss, appended to losses.csv (rank 0)
+    and shown, smoothed, on the progress bar."""
+
+    def __init__(self, path: Path, is_main: bool, steps: int, step: int, label: str, progress: bool):
+        from tqdm.auto import tqdm
+
+        self.losses: list[float] = []
+        self.file = path.open("a", newline="") if is_main else _NullFile()
+        self.writer = csv.writer(self.file)
+        self.bar = tqdm(total=steps, initial=step, desc=label, disable=not progress, dynamic_ncols=True)
+        self.smoothed: float | None = None
+
+    def record(self, step: int, value: float) -> None:
+        self.losses.append(value)
+        self.writer.writerow([step, f"{value:.5f}"])
+        self.file.flush()  # `tail -f losses.csv` follows every step (and a crash loses no row)
+        self.smoothed = value if self.smoothed is None else 0.98 * self.smoothed + 0.02 * value
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{self.smoothed:.4f}")
+
+    def close(self) -> None:
+        self.bar.close()
+        self.file.close()
 
 
 def _truncate_losses(path: Path, step: int) -> None:
