@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from diffprior.method import guards
 from diffprior.method.clipping import ClipPolicy
 from diffprior.errors import NonFiniteError
 from diffprior.config.options import OptimizerConfig, Options
@@ -87,13 +88,6 @@ def _per_sample(schedule: Schedule, step: int, steps: int, gens, device) -> torc
     if schedule.jitter:
         value = value + per_sample_uniform(gens, -schedule.jitter, schedule.jitter)
     return value.to(device)
-
-
-def _check_finite(name: str, value: torch.Tensor, step: int, hint: str) -> None:
-    bad = ~torch.isfinite(value.detach())
-    if bad.any():
-        samples = bad.flatten(1).any(1).nonzero().flatten().tolist() if value.ndim > 1 else bad.nonzero().flatten().tolist()
-        raise NonFiniteError(f"{name} is not finite at step {step} (samples {samples}): {hint}")
 
 
 class FreeEnergy:
@@ -222,7 +216,7 @@ class _FreeEnergyLoop:
         t = self.timesteps(step)
         x = self.variable.to_x(self.params, s)
         prior_loss, prior_objective = self.energy(x, t, self.gens)
-        _check_finite("the prior term", prior_loss, step, "check the prior and the variable's output")
+        guards.check_prior_loss(prior_loss, step)
         prior_objective = self.o.prior_weight(s, step, self.steps) * prior_objective
         term_losses = self.term_losses(x, step)
         # Pixels' x is the optimised tensor itself: without a copy, a callback that keeps
@@ -246,15 +240,14 @@ class _FreeEnergyLoop:
             log_c = _checked_log_c(wt, view, len(self.gens))
             weight = _per_sample(wt.weight, step, self.steps, self.gens, self.device)
             loss = -weight * log_c
-            _check_finite(f"term {wt.name!r}", loss, step, "lower its weight, clip its gradient or check its inputs")
+            guards.check_term_loss(wt.name, loss, step)
             losses.append(loss)
         return losses
 
     def descend(self, prior_objective: torch.Tensor, term_losses: list[torch.Tensor], s: float, step: int) -> None:
         self.opt.zero_grad(set_to_none=True)
         self.gradient(prior_objective, term_losses, s, step, self.steps)
-        if self.params.grad is not None:
-            _check_finite("the gradient", self.params.grad, step, "lower the learning rate or a term's weight")
+        guards.check_gradient(self.params.grad, step)
         self.opt.step()
 
 
