@@ -20,7 +20,7 @@ GAUSSIAN = ROOT / "examples" / "gaussian.toml"
 
 TAKEOVER = """
 from typing import ClassVar, Literal
-from diffprior.cli.core_commands import Command
+from diffprior import Command
 from diffprior.config.bases import TermConfig
 from diffprior.plugins.hooks import hookimpl
 

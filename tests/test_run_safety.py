@@ -35,7 +35,7 @@ def test_a_second_run_goes_to_a_fresh_directory_and_says_so(tmp_path, capsys):
     manifest = json.loads(first["manifest.json"])
     assert manifest["complete"] and manifest["status"] == "done"
     assert set(manifest["files"]) == {"samples.safetensors", "samples.png", "metrics.json", "config.resolved.toml",
-                                      "losses.png"}
+                                      "losses.png", "schedules.png"}
     capsys.readouterr()
     assert main(["run", str(EXAMPLE), "--out", str(out), *FAST, "--seed", "9"]) == 0
     printed = capsys.readouterr().out

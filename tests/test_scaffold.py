@@ -9,7 +9,7 @@ import re
 import pytest
 
 from diffprior.cli.main import main
-from diffprior.cli.core_commands import UsageError
+from diffprior import UsageError
 from diffprior.plugins.scaffold import PluginNames, new_plugin
 from diffprior.testing import PluginSandbox
 

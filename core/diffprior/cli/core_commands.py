@@ -1,9 +1,5 @@
-"""The core's own CLI commands (run, merge, validate, schema, plugins, new-plugin), registered
-through the ``register_commands`` hook like any plugin's.
-
-Plugins import :class:`Command` and :class:`UsageError` from :mod:`diffprior.cli.command` (they
-are re-exported here for plugins written against 0.1).
-"""
+"""The core's own CLI commands (run, merge, validate, explain, schema, plugins, new-plugin,
+check-plugin), registered through the ``register_commands`` hook like any plugin's."""
 
 from __future__ import annotations
 
@@ -13,17 +9,20 @@ from pathlib import Path
 
 from diffprior.cli.command import Command, UsageError, positive_int
 
-__all__ = ["CORE_COMMANDS", "Command", "UsageError"]
+__all__ = ["CORE_COMMANDS"]
 
 
 # ------------------------------------------------------------------------------ run
 def _configure_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", type=Path, help="TOML, YAML or JSON run config")
+    p.add_argument("config", type=Path, nargs="?", help="TOML, YAML or JSON run config")
+    p.add_argument("--from", dest="from_run", type=Path, default=None, metavar="RUN_DIR",
+                   help="re-run a finished run from its config.resolved.toml (instead of CONFIG); "
+                        "warns about every plugin whose installed version differs from the recorded one")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optimizer.steps=200 --set terms.0.weight=0.5")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default: runs/<config name>); when it holds an earlier run, "
-                        "the run goes to <out>-1, <out>-2, ... unless --overwrite")
+                   help="output folder (default: runs/<config name>, or RUN_DIR-rerun with --from); when it "
+                        "holds an earlier run, the run goes to <out>-1, <out>-2, ... unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run in --out")
     p.add_argument("--seed", type=int, default=None, help="seed of the first sample (sample i gets seed + i)")
     p.add_argument("--batch", type=int, default=None, help="number of samples")
@@ -42,11 +41,39 @@ def _updates(args) -> dict:
     return {key: getattr(args, key, None) for key in ("seed", "batch", "batch_size", "device")}
 
 
+def _config_of_run(run_dir: Path) -> Path:
+    """The resolved config of a finished run, after naming every recorded version that differs."""
+    import sys
+
+    from diffprior.runs.provenance import version_differences
+
+    manifest, config = run_dir / "manifest.json", run_dir / "config.resolved.toml"
+    if not config.is_file() or not manifest.is_file():
+        raise UsageError(f"--from {run_dir}: not a finished run directory (it needs manifest.json and "
+                         "config.resolved.toml, which every complete run writes)")
+    try:
+        recorded = json.loads(manifest.read_text()).get("provenance") or {}
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--from {run_dir}: manifest.json is not JSON ({exc})") from None
+    if not recorded:
+        print(f"warning: {manifest} records no provenance (a run of an older diffprior); "
+              "the versions it was made with are unknown", file=sys.stderr)
+    for line in version_differences(recorded):
+        print(f"warning: {line}: the re-run may differ", file=sys.stderr)
+    return config
+
+
 def _run(args) -> int:
     from diffprior.config.files import load_config
 
-    config = load_config(args.config, args.overrides, updates=_updates(args))
-    out = args.out or Path("runs") / args.config.stem
+    if (args.config is None) == (args.from_run is None):
+        raise UsageError("give a run config, or --from RUN_DIR to re-run a finished run (not both)")
+    source = _config_of_run(args.from_run) if args.from_run else args.config
+    config = load_config(source, args.overrides, updates=_updates(args))
+    if args.from_run:
+        out = args.out or args.from_run.with_name(args.from_run.name + "-rerun")
+    else:
+        out = args.out or Path("runs") / args.config.stem
     from diffprior.runs import runner
 
     def announce(path: Path) -> None:
@@ -113,6 +140,28 @@ def _validate(args) -> int:
     config = load_config(args.config, args.overrides)
     terms = ", ".join(t.type for t in config.terms) or "no terms"
     print(f"{args.config}: valid (prior {config.prior.type}, variable {config.variable.type}, {terms})")
+    return 0
+
+
+# ------------------------------------------------------------------------------ explain
+def _configure_explain(p):
+    p.add_argument("config", type=Path)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="draw every schedule against the step: t, learning rate, prior weight, each term's weight")
+
+
+def _explain(args) -> int:
+    from diffprior.config.explain import describe, plot_schedules
+    from diffprior.config.files import load_config
+
+    config = load_config(args.config, args.overrides)
+    print(f"{args.config}:")
+    for line in describe(config):
+        print(f"  {line}")
+    if args.plot:
+        plot_schedules(config, args.plot)
+        print(f"schedules: {args.plot}")
     return 0
 
 
@@ -194,6 +243,8 @@ CORE_COMMANDS = (
     Command("merge", "join the partial outputs of --shard I/N runs into the output of the whole run",
             _configure_merge, _merge),
     Command("validate", "check a run config without running it", _configure_validate, _validate),
+    Command("explain", "print the composed run (each term's effective weight and clip, and where they came "
+                       "from) and draw its schedules", _configure_explain, _explain),
     Command("schema", "print the JSON Schema of run configs, installed plugins included", _configure_schema, _schema),
     Command("plugins", "list installed plugins, their versions and what they register", _configure_plugins, _plugins),
     Command("new-plugin", "generate a plugin distribution (term, config, entry point, tests) to start from",

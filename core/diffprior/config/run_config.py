@@ -41,6 +41,15 @@ class RunConfigBase(Options):
             raise ConfigError("terms: term names must be unique and not 'prior'; set name = '...' on each")
         return names
 
+    def effective(self) -> "RunConfigBase":
+        """This config with every term's weight and clip written out (the term type's default
+        where the config set none): its dump reproduces the run after a plugin changes its defaults."""
+        terms = [cfg.model_copy(update={"weight": cfg.resolved_weight(), "clip": cfg.resolved_clip()})
+                 for cfg in self.terms]
+        copy = self.model_copy(update={"terms": terms})
+        copy._base_dir = self._base_dir
+        return copy
+
     def components(self) -> list[tuple[str, Any]]:
         """(name, config) of the prior, the variable and each term, in that order."""
         return [("prior", self.prior), ("variable", self.variable), *zip(self.term_names(), self.terms)]

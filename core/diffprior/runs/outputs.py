@@ -79,7 +79,7 @@ def plot_losses(losses: dict[str, torch.Tensor], timesteps: torch.Tensor, path: 
 
 # every file a run may write (an overwritten run's leftovers among them are removed)
 RUN_FILES = ("samples.safetensors", "samples.png", "metrics.json", "config.resolved.toml", "losses.png",
-             "shard.json", "shard.safetensors")  # the last two: partial outputs of --shard I/N
+             "schedules.png", "shard.json", "shard.safetensors")  # the last two: partial outputs of --shard I/N
 
 
 def write_run(out, config, result, prior, *, elapsed: float | None = None, status: str | None = None,
@@ -131,12 +131,22 @@ def write_run(out, config, result, prior, *, elapsed: float | None = None, statu
     if result.outputs:
         metrics["outputs"] = result.outputs
     files["metrics"] = run_dir.write_text("metrics.json", json.dumps(metrics, indent=2))
+    composed = hasattr(config, "effective")  # a merge of shards re-dumps the parts' resolved config
+    resolved = config.effective() if composed else config  # every term's weight and clip written out
     files["config"] = run_dir.write_text("config.resolved.toml",
-                                         dump_toml(config.model_dump(mode="json", exclude_none=True)))
+                                         dump_toml(resolved.model_dump(mode="json", exclude_none=True)))
     if result.steps_done:
         files["losses"] = run_dir.write("losses.png", lambda p: plot_losses(result.losses, result.timesteps, p))
+    if composed:
+        from ..config.explain import plot_schedules
+
+        files["schedules"] = run_dir.write("schedules.png", lambda p: plot_schedules(config, p))
+    from .provenance import provenance
+
     state = status or ("interrupted" if result.interrupted else "done")
-    files["manifest"] = run_dir.finish({"status": state, "steps_done": result.steps_done}, outputs=RUN_FILES)
+    made = provenance(config, components=None if composed else config.components())
+    files["manifest"] = run_dir.finish({"status": state, "steps_done": result.steps_done, "provenance": made},
+                                       outputs=RUN_FILES)
     return files
 
 

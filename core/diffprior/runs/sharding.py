@@ -213,6 +213,7 @@ class _ResolvedConfig:
 
         self._data = tomllib.loads(text)
         self._source = source
+        self._components = None
 
     def model_dump(self, **_):
         return self._data
@@ -223,11 +224,13 @@ class _ResolvedConfig:
         from ..config.run_config import validate_config
         from ..errors import ConfigError
 
-        try:
-            return validate_config(dict(self._data), source=str(self._source)).components()
-        except ConfigError as exc:
-            print(f"warning: the merged run's components write no outputs of their own: {exc}", file=sys.stderr)
-            return []
+        if self._components is None:
+            try:
+                self._components = validate_config(dict(self._data), source=str(self._source)).components()
+            except ConfigError as exc:
+                print(f"warning: the merged run's components write no outputs of their own: {exc}", file=sys.stderr)
+                self._components = []
+        return self._components
 
 
 class _Range:
